@@ -1,0 +1,4 @@
+"""Built-in environment families, one folder each. Importing a family only registers ids;
+engines are imported on ``agentgym.make``."""
+
+from agentgym.envs import minihack  # noqa: F401
