@@ -1,0 +1,188 @@
+"""The ``agentgym`` command line.
+
+    agentgym envs                                   list registered environments
+    agentgym play minihack                          play an env in the terminal
+    agentgym check-env MiniHack-Room-5x5-v0         validate an env against the contract
+    agentgym train --env minihack --algo grpo [key=value ...]
+    agentgym eval --env minihack --policy random    success rate and return on fixed seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is the whole story: printed as one paragraph, no traceback."""
+    from agentgym.config import ConfigError
+    from agentgym.core import CapabilityError
+    from agentgym.models import ModelNotFoundError
+    from agentgym.registry import EnvNotAvailable, UnknownEnvError
+
+    return ConfigError, CapabilityError, EnvNotAvailable, UnknownEnvError, ModelNotFoundError, FileNotFoundError
+
+
+def cmd_envs(args: argparse.Namespace) -> int:
+    from agentgym.registry import describe, registry
+
+    rows = [describe(i) for i in registry()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        caps = ", ".join(r["capabilities"]) or "-"
+        print(f"{r['id']:<34} {r['family']:<10} turns={str(r['max_turns']):<5} [{caps}]  {r['description']}")
+    return 0
+
+
+def cmd_check_env(args: argparse.Namespace) -> int:
+    from agentgym.check import check_env
+    from agentgym.registry import resolve_id
+
+    env_id = resolve_id(args.id)
+    problems = check_env(env_id, fuzz=args.fuzz)
+    if not problems:
+        print(f"{env_id}: passes the text-env contract.")
+        return 0
+    print(f"{env_id}: {len(problems)} problem(s)")
+    for p in problems:
+        print(textwrap.fill(f"- [{p.check}] {p.message}", width=100, subsequent_indent="  "))
+    return 1
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    from agentgym.registry import make, resolve_id
+
+    env_id = resolve_id(args.env)
+    env = make(env_id)
+    obs, info = env.reset(seed=args.seed)
+    print(f"{env_id} (seed {args.seed}). {info.get('instruction', '')}\nType an action, its number, or 'quit'.\n")
+    total = 0.0
+    while True:
+        print(obs)
+        actions = info.get("admissible_actions") or []
+        if actions:
+            print("\nActions: " + "  ".join(f"[{i}] {a}" for i, a in enumerate(actions)))
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            line = "quit"
+        if line in ("quit", "exit", "q"):
+            return 0
+        if line.isdigit() and int(line) < len(actions):
+            line = actions[int(line)]
+        obs, reward, terminated, truncated, info = env.step(line)
+        total += reward
+        if terminated or truncated:
+            print(obs)
+            print(f"\nEpisode over: success={info.get('success')} return={total:.2f}")
+            return 0
+
+
+def _load_cfg(args: argparse.Namespace):
+    from agentgym.config import load_config
+
+    return load_config(env=args.env, algo=getattr(args, "algo", None), model=args.model,
+                       config_file=args.config, overrides=args.overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = _load_cfg(args)
+    if args.resume:
+        cfg.resume = args.resume
+    from agentgym.trainers.loop import Trainer
+
+    trainer = Trainer(cfg)
+    try:
+        trainer.setup()
+        trainer.train()
+    finally:
+        trainer.cleanup()
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from agentgym.evaluate import evaluate
+    from agentgym.policies import make_policy
+
+    cfg = _load_cfg(args)
+    if args.policy == "model":
+        from agentgym.models import load_model
+
+        path = args.checkpoint or cfg.model.path
+        model, tokenizer = load_model(path, dtype=cfg.model.dtype)
+        policy = make_policy("hf", model=model, tokenizer=tokenizer, mode=cfg.policy.mode, seed=cfg.seed)
+    else:
+        policy = make_policy(args.policy, seed=cfg.seed)
+    result, _ = evaluate(policy, cfg, episodes=args.episodes, progress=True)
+    result = {"env": cfg.env.id, "policy": args.policy, "model": args.checkpoint or cfg.model.path
+              if args.policy == "model" else None, "seed": cfg.eval.seed, **result}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agentgym", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("envs", help="list registered environments")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_envs)
+
+    p = sub.add_parser("check-env", help="validate an env against the text-env contract")
+    p.add_argument("id")
+    p.add_argument("--fuzz", type=int, default=500, help="number of malformed actions to send")
+    p.set_defaults(fn=cmd_check_env)
+
+    p = sub.add_parser("play", help="play an environment in the terminal")
+    p.add_argument("env")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_play)
+
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--env", default=None, help="env config (configs/env/*.yaml), registered id or family")
+        p.add_argument("--model", default=None, help="model config name, short name, HF id or local folder")
+        p.add_argument("--config", default=None, help="a YAML file merged over the groups")
+        p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. train.iterations=5")
+
+    p = sub.add_parser("train", help="train a policy")
+    run_args(p)
+    p.add_argument("--algo", default="grpo", help="algorithm (configs/algo/*.yaml)")
+    p.add_argument("--resume", default=None, help="checkpoint folder or 'auto' (latest in the run folder)")
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a policy on fixed seeds")
+    run_args(p)
+    p.add_argument("--policy", default="model", choices=["model", "expert", "random"])
+    p.add_argument("--checkpoint", default=None, help="a saved model folder (e.g. a run's checkpoints/.../model)")
+    p.add_argument("--episodes", type=int, default=None)
+    p.add_argument("--out", default=None, help="write the result JSON here")
+    p.set_defaults(fn=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        print("agentgym: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if os.environ.get("AGENTGYM_DEBUG") or not isinstance(e, _user_errors()):
+            raise
+        print(textwrap.fill(f"agentgym {args.command}: error: {e}", width=100), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
