@@ -1,0 +1,401 @@
+"""EnvPool: N env slots over M workers, stepped asynchronously.
+
+    pool = make_pool("MiniHack-Room-5x5-v0", num_envs=8, num_workers=2)   # Ray actors
+    pool.reset(0, seed=123); pool.step(1, "north")        # queue commands; never blocks
+    for r in pool.wait():                                  # send them; results that are ready (>= 1)
+        r.slot, r.kind, r.obs, r.reward, r.terminated, r.truncated, r.info, r.error
+
+Slot ``s`` lives on worker ``s % M``. A worker (``EnvWorker``) holds its slots' envs and runs
+one command at a time; a Ray worker is an actor, so the M workers step in parallel. ``wait``
+sends each actor all its queued commands in one remote call.
+
+Every command gets exactly one ``StepResult``. A command that fails gets one with ``error``
+set, and the caller must ``reset`` that slot before stepping it again:
+- an env exception: the worker rebuilds that env (both backends);
+- a command slower than ``step_timeout_s`` or a dead worker process (Ray only): the pool kills
+  and recreates the actor, fails every command in flight on it, and fails the next ``step`` of
+  its other slots (their envs are gone). ``pool.metrics`` counts ``restarts`` and ``timeouts``.
+The collector (agentgym.rollout) drops the broken episode and re-runs it from the same seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agentgym.core import CapabilityError, capabilities_of
+from agentgym.registry import EnvSpec, make, register, registry, spec as get_spec
+
+BACKENDS = ("ray", "local")
+
+
+@dataclass
+class StepResult:
+    slot: int
+    kind: str                          # "reset" | "step"
+    obs: str = ""
+    reward: float = 0.0
+    terminated: bool = False
+    truncated: bool = False
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None           # set when the command failed; the slot needs a reset
+
+
+class EnvPool(Protocol):
+    env_id: str
+    num_envs: int
+    metrics: dict[str, int]
+
+    def reset(self, slot: int, seed: int | None) -> None: ...
+    def step(self, slot: int, action: str) -> None: ...
+    def wait(self, timeout: float | None = None) -> list[StepResult]: ...
+    def system_prompt(self) -> str | None: ...
+    def close(self) -> None: ...
+
+
+class EnvWorker:
+    """Holds the envs of some slots and runs commands on them. Runs in-process (LocalEnvPool)
+    or as a Ray actor (RayEnvPool); never raises from reset/step: failures become results."""
+
+    def __init__(self, env_spec: EnvSpec, slots: list[int], env_kwargs: dict | None = None,
+                 max_turns: int | None = None, with_expert: bool = False):
+        import agentgym  # noqa: F401  (in an actor process: registers the built-in families)
+
+        if env_spec.id not in registry():   # an id registered by the driver only (a test, a script)
+            register(env_spec.id, env_spec.entry_point, max_turns=env_spec.max_turns,
+                     description=env_spec.description, family=env_spec.family, **env_spec.kwargs)
+        self.env_id, self.env_kwargs, self.max_turns = env_spec.id, dict(env_kwargs or {}), max_turns
+        self.with_expert = with_expert
+        self.envs = {s: self._make() for s in slots}
+
+    def _make(self):
+        return make(self.env_id, max_turns=self.max_turns, **self.env_kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        env = next(iter(self.envs.values())).unwrapped
+        return {"system_prompt": getattr(env, "system_prompt", None), "pid": os.getpid()}
+
+    def reset(self, slot: int, seed: int | None) -> StepResult:
+        try:
+            obs, info = self.envs[slot].reset(seed=seed)
+            return StepResult(slot, "reset", obs, 0.0, False, False, self._expert(slot, info, False))
+        except Exception:
+            return self._failed(slot, "reset")
+
+    def step(self, slot: int, action: str) -> StepResult:
+        try:
+            obs, reward, terminated, truncated, info = self.envs[slot].step(action)
+            info = self._expert(slot, info, terminated or truncated)
+            return StepResult(slot, "step", obs, float(reward), bool(terminated), bool(truncated), info)
+        except Exception:
+            return self._failed(slot, "step")
+
+    def run(self, commands: list[tuple[str, int, Any]]) -> list[StepResult]:
+        """Several commands in one call: ("reset", slot, seed) or ("step", slot, action)."""
+        return [self.reset(slot, arg) if kind == "reset" else self.step(slot, arg) for kind, slot, arg in commands]
+
+    def _expert(self, slot: int, info: dict, done: bool) -> dict:
+        if self.with_expert and not done:   # no expert action after the episode ended
+            info = {**info, "expert_action": self.envs[slot].unwrapped.expert_action()}
+        return info
+
+    def _failed(self, slot: int, kind: str) -> StepResult:
+        error = f"{self.env_id} slot {slot}: {kind} raised:\n{traceback.format_exc(limit=8)}"
+        try:
+            self.envs[slot].close()
+        except Exception:
+            pass
+        self.envs[slot] = self._make()
+        return StepResult(slot, kind, error=error)
+
+    def close(self) -> None:
+        for env in self.envs.values():
+            try:
+                env.close()
+            except Exception:
+                pass
+
+
+def _resolve(env_id: str, with_expert: bool) -> EnvSpec:
+    s = get_spec(env_id)
+    if with_expert and "expert_action" not in capabilities_of(s.load()):
+        raise CapabilityError(
+            f"with_expert=True needs env.unwrapped.expert_action(), but {s.id} ({s.entry_point}) does not "
+            f"implement it. Use an env with a scripted expert or set with_expert=False.")
+    return s
+
+
+def _slots_of(worker: int, num_envs: int, num_workers: int) -> list[int]:
+    return list(range(worker, num_envs, num_workers))
+
+
+class LocalEnvPool:
+    """The pool in-process: a command runs when submitted, its result is ready at the next
+    ``wait``. Env exceptions become error results; step timeouts are NOT enforced and an env
+    that kills its process kills the caller (use the Ray pool for those)."""
+
+    def __init__(self, env_id: str, num_envs: int, *, env_kwargs: dict | None = None,
+                 max_turns: int | None = None, with_expert: bool = False):
+        s = _resolve(env_id, with_expert)
+        self.env_id, self.num_envs = s.id, num_envs
+        self.worker = EnvWorker(s, list(range(num_envs)), env_kwargs, max_turns, with_expert)
+        self._system_prompt = self.worker.describe()["system_prompt"]
+        self.metrics = {"restarts": 0, "timeouts": 0, "errors": 0}
+        self._ready: list[StepResult] = []
+        self._busy: set[int] = set()
+
+    def reset(self, slot: int, seed: int | None) -> None:
+        self._submit(slot)
+        self._done(self.worker.reset(slot, seed))
+
+    def step(self, slot: int, action: str) -> None:
+        self._submit(slot)
+        self._done(self.worker.step(slot, action))
+
+    def _submit(self, slot: int) -> None:
+        _check_slot(slot, self.num_envs, self._busy)
+        self._busy.add(slot)
+
+    def _done(self, r: StepResult) -> None:
+        # Ray results are copies; copy here too, so an env that reuses its info dict cannot
+        # change what the caller already holds.
+        r.info = copy.deepcopy(r.info)
+        self.metrics["errors"] += r.error is not None
+        self._ready.append(r)
+
+    def wait(self, timeout: float | None = None) -> list[StepResult]:
+        out, self._ready = self._ready, []
+        self._busy.difference_update(r.slot for r in out)
+        return out
+
+    def system_prompt(self) -> str | None:
+        return self._system_prompt
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+            self.worker = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _check_slot(slot: int, num_envs: int, busy: set[int]) -> None:
+    if not 0 <= slot < num_envs:
+        raise IndexError(f"slot {slot} is out of range: the pool has {num_envs} slots (0..{num_envs - 1}).")
+    if slot in busy:
+        raise RuntimeError(f"slot {slot} already has a command in flight; wait() for its result first.")
+
+
+def _ray_init_kwargs(address: str | None) -> dict[str, Any]:
+    """Join ``address`` (or $RAY_ADDRESS) when given; otherwise start Ray in this process."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING, "ignore_reinit_error": True}
+    if address:
+        return {"address": address, **quiet}
+    # "local": a new in-process instance, even when `ray start` left a cluster on this machine
+    return {"address": "local", "num_cpus": os.cpu_count(), "include_dashboard": False, **quiet}
+
+
+def init_ray(address: str | None = None) -> None:
+    """Start or join Ray once. Keeps an existing ``ray.init``; ``address`` or $RAY_ADDRESS joins
+    a running cluster ("auto", "host:6379", "ray://host:10001"). Takes ~5 s here (2 cores)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(**_ray_init_kwargs(address))
+
+
+class RayEnvPool:
+    """The pool over Ray actors. ``reset``/``step`` queue commands; ``wait`` sends each actor its
+    queued commands as ONE remote call (a remote call costs ~1 ms here, more than a MiniHack
+    step), collects what is ready, enforces the timeout and restarts actors that died or hung.
+    A batch of k commands on one actor may take k * ``step_timeout_s`` (measured from when the
+    actor could start it); past that the actor counts as hung."""
+
+    def __init__(self, env_id: str, num_envs: int, *, num_workers: int | None = None,
+                 env_kwargs: dict | None = None, max_turns: int | None = None, step_timeout_s: float = 60.0,
+                 with_expert: bool = False, ray_address: str | None = None, worker_cpus: float = 0.25,
+                 startup_timeout_s: float = 120.0):
+        import ray
+
+        init_ray(ray_address)
+        self._ray = ray
+        s = _resolve(env_id, with_expert)
+        self.env_id, self.num_envs = s.id, num_envs
+        self.num_workers = min(num_workers or os.cpu_count() or 1, num_envs)
+        self.step_timeout_s, self.startup_timeout_s = float(step_timeout_s), float(startup_timeout_s)
+        self.worker_cpus = worker_cpus
+        self.metrics = {"restarts": 0, "timeouts": 0, "errors": 0}
+        # max_restarts=0: the pool restarts actors itself, so it knows which envs were lost.
+        self._actor_class = ray.remote(EnvWorker).options(num_cpus=worker_cpus, max_restarts=0)
+        self._args = (s, env_kwargs, max_turns, with_expert)
+        self.actors = [self._new_actor(w) for w in range(self.num_workers)]
+        self._system_prompt = self._await_ready(list(range(self.num_workers)))[0]["system_prompt"]
+        self._unsent: list[list[tuple]] = [[] for _ in range(self.num_workers)]   # (kind, slot, arg)
+        self._queues: list[deque] = [deque() for _ in range(self.num_workers)]   # (ref, commands), in order
+        self._head_since = [0.0] * self.num_workers   # when the actor could start its oldest batch
+        self._ref_worker: dict[Any, int] = {}
+        self._busy: set[int] = set()
+        self._lost: set[int] = set()                  # slots whose env died with its actor
+        self._ready: list[StepResult] = []
+
+    # -- actors -----------------------------------------------------------------------------
+    def _new_actor(self, w: int):
+        s, env_kwargs, max_turns, with_expert = self._args
+        return self._actor_class.remote(s, _slots_of(w, self.num_envs, self.num_workers), env_kwargs,
+                                        max_turns, with_expert)
+
+    def _await_ready(self, workers: list[int]) -> list[dict]:
+        refs = [self.actors[w].describe.remote() for w in workers]
+        try:
+            return self._ray.get(refs, timeout=self.startup_timeout_s)
+        except self._ray.exceptions.GetTimeoutError:
+            self.close()
+            raise TimeoutError(
+                f"EnvPool: {len(workers)} env worker(s) for {self.env_id} did not start within "
+                f"{self.startup_timeout_s:.0f}s. The cluster may lack CPUs for them (each asks for "
+                f"{self.worker_cpus} CPU): lower num_workers or worker_cpus, or add nodes.") from None
+        except Exception as e:
+            self.close()
+            raise RuntimeError(f"EnvPool: env workers for {self.env_id} failed to start: {e}") from e
+
+    def _restart(self, w: int, why: str) -> list[StepResult]:
+        """Kill worker ``w``, fail its commands in flight, mark its other slots lost, start a new one."""
+        self._ray.kill(self.actors[w], no_restart=True)
+        failed = []
+        for ref, commands in self._queues[w]:
+            self._ref_worker.pop(ref, None)
+            failed += [StepResult(slot, kind, error=f"{self.env_id} slot {slot}: {why}") for kind, slot, _ in commands]
+        self._queues[w].clear()
+        self._lost.update(set(_slots_of(w, self.num_envs, self.num_workers)) - {r.slot for r in failed})
+        self.actors[w] = self._new_actor(w)
+        self._await_ready([w])        # a slow start must not count against the next step's timeout
+        self.metrics["restarts"] += 1
+        return failed
+
+    # -- commands ---------------------------------------------------------------------------
+    def reset(self, slot: int, seed: int | None) -> None:
+        _check_slot(slot, self.num_envs, self._busy)
+        self._lost.discard(slot)      # a reset on the new actor's fresh env is fine
+        self._queue(slot, "reset", seed)
+
+    def step(self, slot: int, action: str) -> None:
+        _check_slot(slot, self.num_envs, self._busy)
+        if slot in self._lost:
+            self._busy.add(slot)
+            self._ready.append(StepResult(slot, "step", error=(
+                f"{self.env_id} slot {slot}: its env was lost when worker {slot % self.num_workers} was "
+                f"restarted; reset the slot.")))
+            return
+        self._queue(slot, "step", action)
+
+    def _queue(self, slot: int, kind: str, arg: Any) -> None:
+        self._unsent[slot % self.num_workers].append((kind, slot, arg))
+        self._busy.add(slot)
+
+    def _send(self) -> None:
+        for w, commands in enumerate(self._unsent):
+            if commands:
+                ref = self.actors[w].run.remote(commands)
+                if not self._queues[w]:
+                    self._head_since[w] = time.monotonic()
+                self._queues[w].append((ref, commands))
+                self._ref_worker[ref] = w
+                self._unsent[w] = []
+
+    def _hang_at(self, w: int) -> float:
+        return self._head_since[w] + self.step_timeout_s * len(self._queues[w][0][1])
+
+    def wait(self, timeout: float | None = None) -> list[StepResult]:
+        """All results ready now; blocks until at least one (or ``timeout`` s) while any is in flight."""
+        ray = self._ray
+        self._send()
+        out, self._ready = self._ready, []
+        deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        while self._ref_worker:
+            busy = [w for w in range(self.num_workers) if self._queues[w]]
+            block = 0.0 if out else max(0.0, min(deadline, *(self._hang_at(w) for w in busy)) - time.monotonic())
+            refs = list(self._ref_worker)
+            ready, _ = ray.wait(refs, num_returns=1, timeout=block)
+            if ready:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            out += self._collect(set(ready))
+            now = time.monotonic()
+            for w in range(self.num_workers):
+                if self._queues[w] and now > self._hang_at(w):
+                    self.metrics["timeouts"] += 1
+                    out += self._restart(w, f"no result within step_timeout_s={self.step_timeout_s:g}s "
+                                            f"(worker {w} killed and restarted)")
+            if out or now >= deadline:
+                break
+        self._busy.difference_update(r.slot for r in out)
+        self.metrics["errors"] += sum(r.error is not None for r in out)
+        return out
+
+    def _collect(self, ready: set) -> list[StepResult]:
+        ray, out = self._ray, []
+        for w in range(self.num_workers):
+            queue = self._queues[w]
+            while queue and queue[0][0] in ready:     # an actor finishes its batches in order
+                ref, commands = queue.popleft()
+                self._ref_worker.pop(ref)
+                self._head_since[w] = time.monotonic()
+                try:
+                    out += ray.get(ref)
+                except ray.exceptions.RayActorError as e:
+                    out += [StepResult(slot, kind, error=f"{self.env_id} slot {slot}: worker {w} died: {e}")
+                            for kind, slot, _ in commands]
+                    out += self._restart(w, f"worker {w} died while running another slot's command")
+                    break
+                except Exception as e:                 # e.g. a result Ray could not serialize
+                    out += [StepResult(slot, kind, error=f"{self.env_id} slot {slot}: {kind} failed: {e}")
+                            for kind, slot, _ in commands]
+        return out
+
+    def system_prompt(self) -> str | None:
+        return self._system_prompt
+
+    def close(self) -> None:
+        for actor in getattr(self, "actors", []):
+            try:
+                self._ray.kill(actor, no_restart=True)
+            except Exception:
+                pass
+        self.actors = []
+        self._ref_worker = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def make_pool(env_id: str, num_envs: int, *, backend: str = "ray", num_workers: int | None = None,
+              env_kwargs: dict | None = None, max_turns: int | None = None, step_timeout_s: float = 60.0,
+              with_expert: bool = False, ray_address: str | None = None, **ray_options: Any) -> EnvPool:
+    """Build a pool of ``num_envs`` envs of ``env_id``. ``backend="ray"`` spreads them over
+    ``num_workers`` actors (default: one per CPU, at most one per env); ``"local"`` runs them in
+    this process (tests, debugging). Extra ``ray_options``: ``worker_cpus``, ``startup_timeout_s``."""
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
+    if num_workers is not None and num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1 (or None for one per CPU), got {num_workers}.")
+    if backend == "local":
+        return LocalEnvPool(env_id, num_envs, env_kwargs=env_kwargs, max_turns=max_turns, with_expert=with_expert)
+    if backend == "ray":
+        return RayEnvPool(env_id, num_envs, num_workers=num_workers, env_kwargs=env_kwargs, max_turns=max_turns,
+                          step_timeout_s=step_timeout_s, with_expert=with_expert, ray_address=ray_address,
+                          **ray_options)
+    raise ValueError(f"Unknown pool backend {backend!r}: choose one of {', '.join(BACKENDS)}.")

@@ -1,0 +1,124 @@
+"""Tiny text envs for tests: a number-guessing game and a faulty variant that sleeps, raises or
+kills its process on a chosen step.
+
+Importing this module registers them (family ``agentgym-test``); nothing else imports it, so
+they never show up in a normal registry. Faults are off by default (``at_step=None``), so a
+registry-wide check-env over these ids is harmless.
+
+    AgentgymTest-Guess-v0   GuessNumberEnv: find a secret in [0, n); admissible actions, expert
+    AgentgymTest-Echo-v0    EchoEnv: open action space, no expert
+    AgentgymTest-Faulty-v0  FaultyGuessEnv: the same game, plus fault="sleep"|"raise"|"exit"
+                            on step ``at_step``; with ``marker`` (a file path) the fault fires
+                            only while the file does not exist (it is created first), so a
+                            re-run of the episode goes through.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from agentgym.core import TextEnv
+from agentgym.registry import register
+
+
+class GuessNumberEnv(TextEnv):
+    """Guess a secret integer in [0, n). Wrong guesses answer "higher" or "lower"; reward 1 on a hit."""
+
+    system_prompt = ("You play a number guessing game. After each guess you learn whether the secret is "
+                     "higher or lower. Answer with exactly one action from the list.")
+
+    def __init__(self, n: int = 8):
+        if n < 2:
+            raise ValueError(f"GuessNumberEnv needs n >= 2 numbers to guess from, got n={n}.")
+        self.n = n
+        self.actions = [f"guess {k}" for k in range(n)]
+        self.secret = 0
+        self.lo, self.hi = 0, n - 1      # what the feedback so far allows; the expert bisects it
+        self.steps = 0
+
+    def _info(self, **extra) -> dict:
+        return {"instruction": f"Find the secret number between 0 and {self.n - 1}.",
+                "admissible_actions": list(self.actions), **extra}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.secret = int(self.np_random.integers(self.n))
+        self.lo, self.hi, self.steps = 0, self.n - 1, 0
+        return f"I picked a number between 0 and {self.n - 1}. Guess it.", self._info()
+
+    def step(self, action: str):
+        self.steps += 1
+        words = str(action).strip().lower().split()
+        if len(words) != 2 or words[0] != "guess" or not words[1].isdigit() or int(words[1]) >= self.n:
+            obs = f"Invalid action {action!r}. Write 'guess K' with K between 0 and {self.n - 1}."
+            return obs, 0.0, False, False, self._info(invalid_action=True)
+        k = int(words[1])
+        if k == self.secret:
+            return "Correct!", 1.0, True, False, self._info(invalid_action=False, success=True)
+        if k < self.secret:
+            self.lo = max(self.lo, k + 1)
+        else:
+            self.hi = min(self.hi, k - 1)
+        obs = f"{k} is wrong. The secret is {'higher' if k < self.secret else 'lower'}."
+        return obs, 0.0, False, False, self._info(invalid_action=False, success=False)
+
+    def expert_action(self) -> str:
+        return f"guess {(self.lo + self.hi) // 2}"
+
+
+class FaultyGuessEnv(GuessNumberEnv):
+    """The guessing game with a fault on step ``at_step`` (1-based, counted within an episode).
+
+    fault: "sleep" (for ``sleep_s`` seconds), "raise" (RuntimeError) or "exit" (``os._exit(3)``:
+    the process dies, as when an engine segfaults). With ``marker`` set, the fault fires only
+    if that file does not exist yet, and creates it first: the first run breaks, re-runs pass.
+    """
+
+    def __init__(self, n: int = 8, fault: str = "exit", at_step: int | None = None,
+                 marker: str | None = None, sleep_s: float = 30.0):
+        super().__init__(n)
+        if fault not in ("sleep", "raise", "exit"):
+            raise ValueError(f"fault must be 'sleep', 'raise' or 'exit', got {fault!r}.")
+        self.fault, self.at_step, self.marker, self.sleep_s = fault, at_step, marker, sleep_s
+
+    def step(self, action: str):
+        if self.at_step is not None and self.steps + 1 == self.at_step and self._arm():
+            if self.fault == "sleep":
+                time.sleep(self.sleep_s)
+            elif self.fault == "raise":
+                raise RuntimeError(f"FaultyGuessEnv: injected error on step {self.at_step}")
+            else:
+                os._exit(3)
+        return super().step(action)
+
+    def _arm(self) -> bool:
+        if self.marker is None:
+            return True
+        path = Path(self.marker)
+        try:
+            with path.open("x"):        # atomic create: exactly one env fires the fault
+                return True
+        except FileExistsError:
+            return False
+
+
+class EchoEnv(TextEnv):
+    """An open action space (no admissible actions, no expert): echoes the action; "stop" ends it."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return "Say something, or 'stop'.", {"instruction": "Echo game."}
+
+    def step(self, action: str):
+        done = str(action).strip().lower() == "stop"
+        return f"You said: {action}", float(done), done, False, {"success": done}
+
+
+register("AgentgymTest-Guess-v0", "agentgym.testing:GuessNumberEnv", max_turns=8, family="agentgym-test",
+         description="Toy: guess a number (admissible actions, expert).")
+register("AgentgymTest-Faulty-v0", "agentgym.testing:FaultyGuessEnv", max_turns=8, family="agentgym-test",
+         description="Toy: the guessing game with an injected sleep/raise/exit (off by default).")
+register("AgentgymTest-Echo-v0", "agentgym.testing:EchoEnv", max_turns=4, family="agentgym-test",
+         description="Toy: open action space, echoes the action; 'stop' ends the episode.")

@@ -1,0 +1,77 @@
+"""The training view of a rollout: every policy turn of every trajectory, flattened (N turns),
+with the per-turn tensors an algorithm computed. Minibatches are ``batch.select(idx)``."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any, Iterator, Sequence
+
+import torch
+
+from agentgym.trajectory import Trajectory, Turn
+
+
+def flatten_turns(trajectories: Sequence[Trajectory]) -> tuple[list[Turn], torch.Tensor]:
+    """All turns in order, and for each the index of its trajectory (LongTensor[N])."""
+    turns, episode = [], []
+    for i, traj in enumerate(trajectories):
+        turns += traj.turns
+        episode += [i] * len(traj.turns)
+    return turns, torch.tensor(episode, dtype=torch.long)
+
+
+@dataclass
+class TurnBatch:
+    turns: list[Turn]                          # N policy turns
+    advantages: torch.Tensor                   # [N]
+    old_logprobs: torch.Tensor                 # [N] action log-prob under the rollout policy
+    episode: torch.Tensor                      # [N] long: index of the turn's trajectory
+    returns: torch.Tensor | None = None        # [N] value targets (PPO)
+    old_values: torch.Tensor | None = None     # [N] V(s_t) at rollout time (PPO)
+    stats: dict[str, float] = field(default_factory=dict)   # batch-level metrics to log (e.g. charts/*)
+
+    def __len__(self) -> int:
+        return len(self.turns)
+
+    def select(self, idx: Sequence[int] | torch.Tensor) -> "TurnBatch":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "turns":
+                out["turns"] = [v[i] for i in idx.tolist()]
+            elif f.name == "stats":
+                out["stats"] = {}
+            else:
+                out[f.name] = None if v is None else v[idx]
+        return TurnBatch(**out)
+
+    @staticmethod
+    def old_logprobs_of(turns: Sequence[Turn]) -> torch.Tensor:
+        return torch.tensor([t.old_logprob() for t in turns], dtype=torch.float32)
+
+
+@dataclass
+class LearnerContext:
+    """What an objective needs besides the minibatch: the model being trained and how it samples."""
+    model: Any
+    tokenizer: Any = None
+    value_head: Any = None                     # learner.ValueHead when the algorithm asked for one
+    ref_model: Any = None                      # frozen copy for KL (full fine-tuning); None with LoRA
+    temperature: float = 1.0                   # the rollout temperature: log-probs must match it
+    pad_id: int = 0
+    mode: str = "choose"                       # policy.mode
+
+    @contextmanager
+    def reference(self) -> Iterator[Any]:
+        """The reference policy, without gradients: the frozen copy, or the LoRA model with adapters off."""
+        with torch.no_grad():
+            if self.ref_model is not None:
+                yield self.ref_model
+            elif hasattr(self.model, "disable_adapter"):
+                with self.model.disable_adapter():
+                    yield self.model
+            else:
+                raise RuntimeError("This objective needs a reference policy but the loop built none "
+                                   "(set needs_reference=True in the AlgoSpec).")

@@ -1,0 +1,446 @@
+"""The shared training loop (a torchtune-style recipe: setup / train / save_checkpoint / cleanup).
+
+    trainer = Trainer(load_config(env="minihack", algo="grpo"))
+    trainer.setup(); trainer.train(); trainer.cleanup()
+
+One iteration runs the steps named in ``AlgoSpec.steps`` (default ``DEFAULT_STEPS``):
+
+    collect -> rewards -> advantages -> update -> sync -> eval -> log -> checkpoint
+
+Each step is ``Trainer.step_<name>(state)``; an algorithm replaces one with
+``AlgoSpec.hooks[name](trainer, state)`` or reorders/extends them with ``AlgoSpec.steps``.
+The algorithm supplies only its config, ``compute_advantages`` and ``objective``; the loop owns
+the optimizer (AdamW over the trainable parameters), minibatches over turns, gradient
+clipping, epochs, evaluation, logging and checkpoints.
+
+The run folder ``output_dir/run_name`` (default ``{env}__{algo}__{seed}__{YYYYmmdd-HHMMSS}``) holds
+config.yaml, metrics.jsonl, tb/ (TensorBoard), trajectories/ (a few per iteration),
+expert_trajectories.jsonl (warm start), checkpoints/ and learning_curve.png.
+
+The model stays in eval mode throughout (no dropout): rollout and learner log-probs then agree,
+so the first minibatch's ratio is exactly 1.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from agentgym.logger import MetricLogger, plot_curve
+from agentgym.trainers import AlgoSpec, LearnerContext, TurnBatch, build_config, get_algo
+from agentgym.trainers import checkpoint as ckpt
+from agentgym.trajectory import Trajectory, save_jsonl
+
+TRAINABLE_BACKENDS = ("hf",)
+SAMPLES_PER_ITER = 4          # trajectories saved per iteration under trajectories/
+
+
+@dataclass
+class IterState:
+    """What the steps of one iteration hand each other."""
+    iteration: int
+    trajectories: list[Trajectory] = field(default_factory=list)
+    batch: TurnBatch | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    start: float = field(default_factory=time.perf_counter)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    env = str(cfg.env.id).replace("/", "_")
+    return f"{env}__{cfg.algo.name}__{cfg.seed}__{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _sel(cfg: DictConfig, key: str, default: Any) -> Any:
+    value = OmegaConf.select(cfg, key, default=default)
+    return default if value is None else value
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.algo: AlgoSpec = get_algo(str(cfg.algo.name))
+        self.algo_cfg = build_config(self.algo.config_cls, cfg.algo)
+        self.steps: list[str] = list(self.algo.steps)
+        self.iteration = 0                      # completed iterations
+        self.history: list[dict[str, Any]] = []  # every logged row, also saved in checkpoints
+        self.counters = {"env_steps_total": 0, "episodes_total": 0}
+        self.model = self.tokenizer = self.policy = self.pool = self.optimizer = self.value_head = None
+        self.ref_model = self.logger = self.run_dir = self._bar = None
+        self._expert_pool = self._expert_policy = None
+
+    # -- setup ------------------------------------------------------------------------------
+    def setup(self) -> None:
+        cfg = self.cfg
+        self._validate()
+        seed_everything(int(cfg.seed))
+        resume_from = self._resolve_run_dir()
+        from agentgym.config import save_config
+        save_config(cfg, self.run_dir / "config.yaml")
+
+        from agentgym.models import load_model
+        lora = OmegaConf.to_container(cfg.model.lora) if cfg.model.lora.enabled else None
+        self.model, self.tokenizer = load_model(str(cfg.model.path), dtype=str(cfg.model.dtype), lora=lora)
+        self.model.eval()
+        from agentgym.policies import make_policy
+        self.policy = make_policy(str(cfg.policy.backend), model=self.model, tokenizer=self.tokenizer,
+                                  mode=str(cfg.policy.mode), seed=int(cfg.seed))   # may move the model to its device
+        if self.algo.value_head:
+            from agentgym.learner import ValueHead
+            self.value_head = ValueHead.for_model(self.model)
+        self.optimizer = self._make_optimizer()
+        self.pool = self._make_pool(with_expert=False)
+        if resume_from is not None:
+            self._resume(resume_from)
+        # purge_step drops TensorBoard events a killed run wrote after its last checkpoint
+        self.logger = MetricLogger(self.run_dir, tensorboard=bool(cfg.logging.tensorboard), console=True,
+                                   purge_step=self.iteration + 1 if resume_from is not None else None)
+        if resume_from is not None:
+            self.logger.rewrite(self.history)       # and metrics.jsonl rows likewise
+        elif int(cfg.train.warm_start.episodes) > 0:
+            self.warm_start()
+        if self.algo.needs_reference(self.algo_cfg):
+            self._make_reference(resumed=resume_from is not None)
+
+    def _validate(self) -> None:
+        cfg = self.cfg
+        if str(cfg.policy.backend) not in TRAINABLE_BACKENDS:
+            raise ValueError(f"policy.backend={cfg.policy.backend} cannot be trained; use policy.backend=hf "
+                             f"(trainable backends: {', '.join(TRAINABLE_BACKENDS)}).")
+        g = int(getattr(self.algo_cfg, "group_size", 1))
+        n = int(cfg.train.episodes_per_iter)
+        if n < 1 or n % g:
+            raise ValueError(f"train.episodes_per_iter ({n}) must be a positive multiple of algo.group_size ({g}); "
+                             f"e.g. train.episodes_per_iter={max(1, n // g) * g}.")
+        for key in ("train.iterations", "train.minibatch_size", "train.epochs"):
+            if int(OmegaConf.select(cfg, key)) < 1:
+                raise ValueError(f"{key} must be >= 1, got {OmegaConf.select(cfg, key)}.")
+
+    def _resolve_run_dir(self) -> Path | None:
+        cfg = self.cfg
+        out = Path(str(cfg.output_dir))
+        guess = out / str(cfg.run_name) if cfg.get("run_name") else None
+        prefix = f"{str(cfg.env.id).replace('/', '_')}__{cfg.algo.name}__{cfg.seed}__"
+        found = ckpt.resolve_resume(cfg.get("resume"), guess, out, prefix)
+        if found is not None:
+            self.run_dir = found.parent.parent
+        else:
+            self.run_dir = guess or out / default_run_name(cfg)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        return found
+
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        groups = [{"params": self._trainable(), "lr": float(t.lr)}]
+        if self.value_head is not None:
+            groups.append({"params": list(self.value_head.parameters()),
+                           "lr": float(getattr(self.algo_cfg, "value_lr", t.lr))})
+        return torch.optim.AdamW(groups, lr=float(t.lr), weight_decay=float(t.weight_decay))
+
+    def _make_pool(self, with_expert: bool):
+        from agentgym.pool import make_pool
+        c = self.cfg
+        return make_pool(str(c.env.id), int(c.rollout.num_envs), backend=str(c.rollout.pool),
+                         num_workers=int(c.rollout.num_workers), env_kwargs=OmegaConf.to_container(c.env.kwargs),
+                         max_turns=c.env.max_turns, step_timeout_s=float(c.rollout.step_timeout_s),
+                         with_expert=with_expert, ray_address=c.rollout.ray_address)
+
+    def _make_reference(self, resumed: bool) -> None:
+        """KL reference: the LoRA base (adapters off) needs nothing; a full model gets a frozen copy of
+        the weights RL starts from (after warm start), saved once so a resumed run uses the same one."""
+        if ckpt.is_peft(self.model):
+            return
+        self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+        ref_dir = self.run_dir / "reference"
+        if resumed:
+            ckpt.load_weights_(self.ref_model, ref_dir)
+        else:
+            with ckpt.quiet_transformers():
+                self.ref_model.save_pretrained(ref_dir)
+
+    @property
+    def ctx(self) -> LearnerContext:
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        return LearnerContext(model=self.model, tokenizer=self.tokenizer, value_head=self.value_head,
+                              ref_model=self.ref_model, temperature=float(self.cfg.policy.sampling.temperature),
+                              pad_id=int(pad or 0), mode=str(self.cfg.policy.mode))
+
+    @property
+    def sampling(self):
+        from agentgym.policies.base import SamplingParams
+        s = self.cfg.policy.sampling
+        return SamplingParams(temperature=float(s.temperature), top_p=float(s.top_p),
+                              max_new_tokens=int(s.max_new_tokens))
+
+    # -- warm start (behaviour cloning on expert episodes) ----------------------------------------
+    def collect_expert(self, episodes: int, iteration: int) -> tuple[list[Trajectory], dict[str, float]]:
+        """``episodes`` expert episodes (pool with_expert=True), tokenized for the learner."""
+        from agentgym.policies import make_policy
+        from agentgym.rollout import collect, episode_specs
+        from agentgym.trainers import bc
+
+        if self._expert_pool is None:
+            self._expert_pool = self._make_pool(with_expert=True)
+            self._expert_policy = make_policy("expert", mode=str(self.cfg.policy.mode), seed=int(self.cfg.seed))
+        specs = episode_specs(episodes, 1, int(self.cfg.seed), iteration=iteration)
+        trajs, metrics = collect(self._expert_pool, self._expert_policy, specs, self.sampling,
+                                 history_turns=int(self.cfg.policy.history_turns))
+        self._last_expert_raw = trajs
+        tokenized = bc.tokenize_trajectories(trajs, self.policy, mode=str(self.cfg.policy.mode),
+                                             history_turns=int(self.cfg.policy.history_turns),
+                                             system_prompt=self._expert_pool.system_prompt())
+        return tokenized, metrics
+
+    def warm_start(self) -> dict[str, float]:
+        ws = self.cfg.train.warm_start
+        bc_spec = get_algo("bc")
+        t0 = time.perf_counter()
+        trajs, m = self.collect_expert(int(ws.episodes), iteration=-1)
+        save_jsonl(self._last_expert_raw, self.run_dir / "expert_trajectories.jsonl")
+        batch = bc_spec.compute_advantages(trajs, bc_spec.config_cls())
+        optimizer = self._make_optimizer()          # its own AdamW: RL starts with fresh moments
+        nll = [self._update(batch, bc_spec, bc_spec.config_cls(), optimizer, epochs=1, salt=-1 - e).get("losses/nll")
+               for e in range(int(ws.epochs))]
+        if self.algo.name != "bc":
+            self._close_expert()
+        metrics = {"warm_start/episodes": m["episodes"], "warm_start/expert_success_rate": m["success_rate"],
+                   "warm_start/turns": len(batch), "warm_start/nll_first_epoch": nll[0] if nll else None,
+                   "warm_start/nll_last_epoch": nll[-1] if nll else None,
+                   "charts/warm_start_time_s": time.perf_counter() - t0, "rollout/env_steps_total": 0}
+        self.history.append(self.logger.log(0, metrics))
+        return metrics
+
+    def _close_expert(self) -> None:
+        if self._expert_pool is not None:
+            self._expert_pool.close()
+        self._expert_pool = self._expert_policy = None
+
+    # -- the iteration ----------------------------------------------------------------------------
+    def step_fn(self, name: str) -> Callable[[IterState], None]:
+        if name in self.algo.hooks:
+            hook = self.algo.hooks[name]
+            return lambda state: hook(self, state)
+        fn = getattr(self, f"step_{name}", None)
+        if fn is None:
+            raise ValueError(f"Algorithm {self.algo.name!r} lists step {name!r}, which is neither a Trainer step "
+                             f"nor in its hooks. Trainer steps: collect, rewards, advantages, update, sync, eval, "
+                             f"log, checkpoint.")
+        return fn
+
+    def run_iteration(self, iteration: int) -> IterState:
+        state = IterState(iteration)
+        for name in self.steps:
+            self.step_fn(name)(state)
+        return state
+
+    def step_collect(self, state: IterState) -> None:
+        from agentgym.rollout import collect, episode_specs
+
+        t0 = time.perf_counter()
+        specs = episode_specs(int(self.cfg.train.episodes_per_iter), int(getattr(self.algo_cfg, "group_size", 1)),
+                              int(self.cfg.seed), iteration=state.iteration)
+        self.model.eval()
+        with torch.no_grad():
+            state.trajectories, m = collect(self.pool, self.policy, specs, self.sampling,
+                                            history_turns=int(self.cfg.policy.history_turns))
+        state.metrics.update({f"rollout/{k}": v for k, v in m.items()})
+        state.metrics["charts/rollout_time_s"] = time.perf_counter() - t0
+        save_jsonl(state.trajectories[:SAMPLES_PER_ITER], self.run_dir / "trajectories" / f"iter_{state.iteration:06d}.jsonl")
+
+    def step_rewards(self, state: IterState) -> None:
+        """Default: the env's own rewards. Algorithms that shape rewards (CALM, SPA) replace this step."""
+        turns = [t for traj in state.trajectories for t in traj.turns]
+        if turns:
+            state.metrics["rollout/invalid_action_rate"] = sum(bool(t.info.get("invalid_action")) for t in turns) / len(turns)
+
+    def step_advantages(self, state: IterState) -> None:
+        extras = {}
+        if self.algo.value_head:
+            extras["values"] = self._values([t for traj in state.trajectories for t in traj.turns])
+        state.batch = self.algo.compute_advantages(state.trajectories, self.algo_cfg, **extras)
+        state.metrics.update(state.batch.stats)
+        if len(state.batch):
+            state.metrics["charts/advantage_mean"] = float(state.batch.advantages.mean())
+            state.metrics["charts/advantage_std"] = float(state.batch.advantages.std(unbiased=False))
+
+    def _values(self, turns) -> torch.Tensor:
+        from agentgym.learner import values
+        mb, ctx = int(self.cfg.train.minibatch_size), self.ctx
+        with torch.no_grad():
+            out = [values(self.model, self.value_head, turns[i:i + mb], ctx.pad_id) for i in range(0, len(turns), mb)]
+        return torch.cat(out).float().cpu() if out else torch.zeros(0)
+
+    def step_update(self, state: IterState) -> None:
+        t0 = time.perf_counter()
+        state.metrics.update(self._update(state.batch, self.algo, self.algo_cfg, self.optimizer,
+                                          epochs=int(self.cfg.train.epochs), salt=state.iteration))
+        state.metrics["charts/update_time_s"] = time.perf_counter() - t0
+
+    def _update(self, batch: TurnBatch, algo: AlgoSpec, algo_cfg: Any, optimizer: torch.optim.Optimizer, *,
+                epochs: int, salt: int) -> dict[str, float]:
+        """``epochs`` passes over ``batch`` in shuffled minibatches of train.minibatch_size turns
+        (gradient accumulation over train.micro_batch_size), one clipped AdamW step each."""
+        t = self.cfg.train
+        n = len(batch)
+        if n == 0:
+            return {}
+        mb = int(t.minibatch_size)
+        micro = int(_sel(self.cfg, "train.micro_batch_size", mb))
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        rng = np.random.default_rng([int(self.cfg.seed) & 0xFFFFFFFF, salt & 0xFFFFFFFF])  # same order on resume
+        ctx = self.ctx
+        sums: dict[str, float] = {}
+        steps = 0
+        for _ in range(epochs):
+            perm = rng.permutation(n)
+            for start in range(0, n, mb):
+                idx = perm[start:start + mb]
+                optimizer.zero_grad(set_to_none=True)
+                totals: dict[str, float] = {}
+                for m0 in range(0, len(idx), micro):
+                    sub = batch.select(idx[m0:m0 + micro])
+                    w = len(sub) / len(idx)
+                    loss, stats = algo.objective(ctx, sub, algo_cfg)
+                    if not torch.isfinite(loss):
+                        raise FloatingPointError(f"{algo.name} loss is {loss.item()} at iteration {self.iteration + 1}; "
+                                                 f"lower train.lr (now {t.lr}) or check the rewards.")
+                    (loss * w).backward()
+                    totals["losses/loss"] = totals.get("losses/loss", 0.0) + w * loss.item()
+                    for k, v in stats._asdict().items():
+                        totals[f"losses/{k}"] = totals.get(f"losses/{k}", 0.0) + w * float(v)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, float(t.max_grad_norm))
+                optimizer.step()
+                totals["charts/grad_norm"] = float(grad_norm)
+                for k, v in totals.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                steps += 1
+        out = {k: v / steps for k, v in sums.items()}
+        out["charts/optimizer_steps"] = steps
+        out["charts/learning_rate"] = float(optimizer.param_groups[0]["lr"])
+        return out
+
+    def step_sync(self, state: IterState) -> None:
+        """Push the new weights to the rollout backend (a no-op for HF, which shares the model)."""
+        sync = getattr(self.policy, "sync_weights", None)
+        if callable(sync):
+            sync()
+
+    def _eval_due(self, iteration: int) -> bool:
+        every = int(self.cfg.eval.every)
+        return iteration == int(self.cfg.train.iterations) or (every > 0 and iteration % every == 0)
+
+    def step_eval(self, state: IterState) -> None:
+        if self._eval_due(state.iteration):
+            state.metrics.update(self.evaluate(state.iteration))
+
+    def evaluate(self, iteration: int) -> dict[str, float]:
+        """Greedy (eval.greedy) episodes on the fixed seeds eval.seed + i."""
+        from agentgym.evaluate import evaluate
+
+        t0 = time.perf_counter()
+        self.model.eval()
+        with torch.no_grad():
+            result, trajs = evaluate(self.policy, self.cfg, pool=self.pool)
+        save_jsonl(trajs[:SAMPLES_PER_ITER], self.run_dir / "trajectories" / f"eval_{iteration:06d}.jsonl")
+        out = {f"eval/{k}": v for k, v in result.items()}
+        out["charts/eval_time_s"] = time.perf_counter() - t0
+        return out
+
+    def step_log(self, state: IterState) -> None:
+        m = state.metrics
+        self.counters["env_steps_total"] += int(m.get("rollout/env_steps", 0))
+        self.counters["episodes_total"] += int(m.get("rollout/episodes", 0))
+        m["rollout/env_steps_total"] = self.counters["env_steps_total"]
+        m["rollout/episodes_total"] = self.counters["episodes_total"]
+        m["charts/iteration"] = state.iteration
+        m["charts/iter_time_s"] = time.perf_counter() - state.start
+        m["charts/env_steps_per_s"] = m.get("rollout/env_steps", 0) / max(m["charts/iter_time_s"], 1e-9)
+        self.history.append(self.logger.log(state.iteration, m))
+        self.iteration = state.iteration
+        if self._bar is not None:
+            post = {"succ": m.get("rollout/success_rate"), "ret": m.get("rollout/mean_return")}
+            if "eval/success_rate" in m:
+                post["eval"] = m["eval/success_rate"]
+            self._bar.set_postfix({k: f"{v:.3g}" for k, v in post.items() if isinstance(v, (int, float))})
+            self._bar.update(1)
+
+    def step_checkpoint(self, state: IterState) -> None:
+        every = int(self.cfg.checkpoint.every)
+        if state.iteration == int(self.cfg.train.iterations) or (every > 0 and state.iteration % every == 0):
+            self.save_checkpoint()
+
+    # -- train / checkpoint / cleanup -------------------------------------------------------------
+    def train(self) -> list[dict[str, Any]]:
+        """Run the remaining iterations; returns every logged metrics row."""
+        from tqdm.auto import tqdm
+
+        total = int(self.cfg.train.iterations)
+        if self.iteration == 0 and int(self.cfg.eval.every) > 0 and not any(r["step"] == 0 and "eval/success_rate" in r
+                                                                             for r in self.history):
+            row = {"rollout/env_steps_total": 0, **self.evaluate(0)}
+            self.history.append(self.logger.log(0, row))
+        self._bar = tqdm(total=total, initial=self.iteration, desc=self.run_dir.name[:40], unit="it",
+                         disable=not bool(self.cfg.logging.progress), dynamic_ncols=True)
+        try:
+            for it in range(self.iteration + 1, total + 1):
+                self.run_iteration(it)
+        finally:
+            self._bar.close()
+            self._bar = None
+        if self.history:
+            plot_curve(self.logger.path, self.run_dir / "learning_curve.png")
+        return self.history
+
+    def save_checkpoint(self) -> Path:
+        state = {"history": self.history, "counters": dict(self.counters),
+                 "config": OmegaConf.to_container(self.cfg, resolve=True)}
+        return ckpt.save_checkpoint(self.run_dir / "checkpoints", self.iteration, model=self.model,
+                                    optimizer=self.optimizer, tokenizer=self.tokenizer, value_head=self.value_head,
+                                    state=state, keep=int(self.cfg.checkpoint.keep))
+
+    def _resume(self, path: Path) -> None:
+        state = ckpt.load_checkpoint(path, model=self.model, optimizer=self.optimizer, value_head=self.value_head)
+        self.iteration = int(state["iteration"])
+        self.history = list(state["history"])
+        self.counters = dict(state["counters"])
+        print(f"agentgym: resumed {self.run_dir} from {path.name} (iteration {self.iteration})")
+
+    def cleanup(self) -> None:
+        for closer in (getattr(self.pool, "close", None), self._close_expert,
+                       getattr(self.logger, "close", None)):
+            if closer is not None:
+                try:
+                    closer()
+                except Exception as e:  # cleanup must not hide the error that brought us here
+                    print(f"agentgym: cleanup: {e!r}")
+        self.pool = None
+
+
+def train(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Setup, train and clean up; returns the metrics rows."""
+    trainer = Trainer(cfg)
+    try:
+        trainer.setup()
+        return trainer.train()
+    finally:
+        trainer.cleanup()
+
+
+__all__ = ["IterState", "Trainer", "default_run_name", "seed_everything", "train"]
