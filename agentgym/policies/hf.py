@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from agentgym.learner import cache_kwarg, continuation_logprobs, get_cache, left_pad
+from agentgym.learner import cache_kwarg, continuation_logprobs, get_cache, last_logits_kwargs, left_pad
 from agentgym.policies.base import Action, Request, SamplingParams
 
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>")
@@ -124,7 +124,8 @@ class HFPolicy:
         T = sampling.temperature if sampling.temperature > 0 else 1.0
         B = len(prompts)
         ids, mask, pos = left_pad(prompts, self.pad_id, self.device)                  # [B, P]
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                         **last_logits_kwargs(self.model))
         cache, logits = get_cache(out), out.logits[:, -1].float().cpu() / T       # [B, V]
         next_pos = pos[:, -1:] + 1                                                    # [B, 1]
         responses = [[] for _ in range(B)]
