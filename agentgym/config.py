@@ -59,8 +59,10 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
     if default is None or value is None or isinstance(default, (dict, list, DictConfig)):
         return value
     kind = type(default)
-    if kind is bool and not isinstance(value, bool):
-        raise ConfigError(f"Bad value {key}={value!r}: expected true or false.")
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"Bad value {key}={value!r}: expected true or false.")
+        return value
     if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, int) and not isinstance(value, bool):
