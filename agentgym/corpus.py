@@ -60,11 +60,13 @@ def _prompt_module_text() -> list[str]:
 
 
 def _family_default_ids() -> dict[str, str]:
+    """The default id of each built-in family (envs/). Plugin envs are left out, so the embedded
+    default model is the same on every machine whatever else is installed."""
     import agentgym
 
     ids: dict[str, str] = {}
     for env_id, s in sorted(agentgym.registry().items()):
-        if s.family not in ids:
+        if s.entry_point.startswith("agentgym.envs.") and s.family not in ids:
             try:
                 ids[s.family] = agentgym.resolve_id(s.family)
             except KeyError:

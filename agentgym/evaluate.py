@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from agentgym.policies.base import Policy, SamplingParams
-from agentgym.pool import make_pool
+from agentgym.pool import pool_from_config
 from agentgym.rollout import EpisodeSpec, collect
 
 
@@ -39,10 +39,7 @@ def evaluate(policy: Policy, cfg: DictConfig, *, episodes: int | None = None, po
                               greedy=bool(cfg.eval.greedy))
     own_pool = pool is None
     if own_pool:
-        pool = make_pool(cfg.env.id, min(cfg.rollout.num_envs, episodes), backend=cfg.rollout.pool,
-                         num_workers=cfg.rollout.num_workers, env_kwargs=dict(cfg.env.kwargs),
-                         max_turns=cfg.env.max_turns, step_timeout_s=cfg.rollout.step_timeout_s,
-                         with_expert=policy.name == "expert", ray_address=cfg.rollout.ray_address)
+        pool = pool_from_config(cfg, with_expert=policy.name == "expert", num_envs=min(cfg.rollout.num_envs, episodes))
     try:
         trajectories, metrics = collect(pool, policy, eval_specs(episodes, cfg.eval.seed), sampling,
                                         history_turns=cfg.policy.history_turns, progress=progress)

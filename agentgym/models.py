@@ -25,6 +25,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from agentgym.config import ConfigError
+
 TINY_NAME = "agentgym-tiny"
 SMOLLM2_NAME = "smollm2-135m"
 TINY_VERSION = "1"          # bump to force a rebuild when the recipe (not the sizes) changes
@@ -184,7 +186,7 @@ def _portable_tokenizer_config(folder: Path) -> None:
 
 def tiny_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """The cached agentgym-tiny folder, built on first use. The folder name hashes the sizes, the
-    seed and the registered env families (whose text trains the tokenizer), so a new family
+    seed and the built-in env families (whose text trains the tokenizer), so a new family
     triggers a rebuild (seconds); delete the folder to force one."""
     from agentgym.corpus import _family_default_ids
 
@@ -280,7 +282,7 @@ def load_model(path: str, *, dtype: str = "float32", lora: dict | None = None,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if dtype not in DTYPES:
-        raise ValueError(f"model dtype must be one of {DTYPES}, got {dtype!r}")
+        raise ConfigError(f"model dtype must be one of {DTYPES}, got {dtype!r}")
     folder = resolve_model_path(path, cache_dir=cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
@@ -300,7 +302,7 @@ def apply_lora(model, lora: dict):
 
     unknown = set(lora) - {"enabled", "r", "alpha", "dropout", "target_modules"}
     if unknown:
-        raise ValueError(f"unknown LoRA option(s) {sorted(unknown)}; valid: enabled, r, alpha, dropout, target_modules")
+        raise ConfigError(f"unknown LoRA option(s) {sorted(unknown)}; valid: enabled, r, alpha, dropout, target_modules")
     cfg = LoraConfig(r=int(lora.get("r", 8)), lora_alpha=float(lora.get("alpha", 16)),
                      lora_dropout=float(lora.get("dropout", 0.0)),
                      target_modules=_modules(lora.get("target_modules", "all-linear")), task_type="CAUSAL_LM")

@@ -399,3 +399,15 @@ def make_pool(env_id: str, num_envs: int, *, backend: str = "ray", num_workers: 
                           step_timeout_s=step_timeout_s, with_expert=with_expert, ray_address=ray_address,
                           **ray_options)
     raise ValueError(f"Unknown pool backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
+
+
+def pool_from_config(cfg: Any, *, with_expert: bool = False, num_envs: int | None = None) -> EnvPool:
+    """The pool a run's config describes (``env`` and ``rollout`` sections); one place for the
+    trainer, the evaluator and the benchmarks."""
+    from omegaconf import OmegaConf
+
+    r = cfg.rollout
+    return make_pool(str(cfg.env.id), int(num_envs or r.num_envs), backend=str(r.pool),
+                     num_workers=int(r.num_workers), env_kwargs=OmegaConf.to_container(cfg.env.kwargs),
+                     max_turns=cfg.env.max_turns, step_timeout_s=float(r.step_timeout_s), with_expert=with_expert,
+                     ray_address=r.ray_address, worker_cpus=float(r.worker_cpus))

@@ -72,12 +72,14 @@ def get_algo(name: str) -> AlgoSpec:
 def build_config(config_cls: type, node: Mapping[str, Any] | None) -> Any:
     """The algorithm's dataclass from the ``algo:`` config node (``name`` is ignored).
     Unknown keys are an error that lists the valid ones."""
+    from agentgym.config import ConfigError
+
     data = dict(node or {})
     data.pop("name", None)
     valid = {f.name for f in dataclasses.fields(config_cls) if f.init}
     unknown = sorted(set(data) - valid)
     if unknown:
-        raise ValueError(f"Unknown key(s) {unknown} for {config_cls.__name__}. Valid keys: {sorted(valid)}.")
+        raise ConfigError(f"Unknown key(s) {unknown} for {config_cls.__name__}. Valid keys: {sorted(valid)}.")
     return config_cls(**data)
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from agentgym.config import ConfigError
 from agentgym.logger import MetricLogger, plot_curve
 from agentgym.trainers import AlgoSpec, LearnerContext, TurnBatch, build_config, get_algo
 from agentgym.trainers import checkpoint as ckpt
@@ -119,16 +120,16 @@ class Trainer:
     def _validate(self) -> None:
         cfg = self.cfg
         if str(cfg.policy.backend) not in TRAINABLE_BACKENDS:
-            raise ValueError(f"policy.backend={cfg.policy.backend} cannot be trained; use policy.backend=hf "
+            raise ConfigError(f"policy.backend={cfg.policy.backend} cannot be trained; use policy.backend=hf "
                              f"(trainable backends: {', '.join(TRAINABLE_BACKENDS)}).")
         g = int(getattr(self.algo_cfg, "group_size", 1))
         n = int(cfg.train.episodes_per_iter)
         if n < 1 or n % g:
-            raise ValueError(f"train.episodes_per_iter ({n}) must be a positive multiple of algo.group_size ({g}); "
+            raise ConfigError(f"train.episodes_per_iter ({n}) must be a positive multiple of algo.group_size ({g}); "
                              f"e.g. train.episodes_per_iter={max(1, n // g) * g}.")
         for key in ("train.iterations", "train.minibatch_size", "train.epochs"):
             if int(OmegaConf.select(cfg, key)) < 1:
-                raise ValueError(f"{key} must be >= 1, got {OmegaConf.select(cfg, key)}.")
+                raise ConfigError(f"{key} must be >= 1, got {OmegaConf.select(cfg, key)}.")
 
     def _resolve_run_dir(self) -> Path | None:
         cfg = self.cfg
@@ -155,12 +156,8 @@ class Trainer:
         return torch.optim.AdamW(groups, lr=float(t.lr), weight_decay=float(t.weight_decay))
 
     def _make_pool(self, with_expert: bool):
-        from agentgym.pool import make_pool
-        c = self.cfg
-        return make_pool(str(c.env.id), int(c.rollout.num_envs), backend=str(c.rollout.pool),
-                         num_workers=int(c.rollout.num_workers), env_kwargs=OmegaConf.to_container(c.env.kwargs),
-                         max_turns=c.env.max_turns, step_timeout_s=float(c.rollout.step_timeout_s),
-                         with_expert=with_expert, ray_address=c.rollout.ray_address)
+        from agentgym.pool import pool_from_config
+        return pool_from_config(self.cfg, with_expert=with_expert)
 
     def _make_reference(self, resumed: bool) -> None:
         """KL reference: the LoRA base (adapters off) needs nothing; a full model gets a frozen copy of
