@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import random
+import resource
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -369,6 +370,7 @@ class Trainer:
         m["charts/iteration"] = state.iteration
         m["charts/iter_time_s"] = time.perf_counter() - state.start
         m["charts/env_steps_per_s"] = m.get("rollout/env_steps", 0) / max(m["charts/iter_time_s"], 1e-9)
+        m["charts/peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # this process (Linux: KiB)
         self.history.append(self.logger.log(state.iteration, m))
         self.iteration = state.iteration
         if self._bar is not None:

@@ -1,0 +1,101 @@
+"""Learning curves on MiniHack with the embedded default model on CPU: GRPO and PPO against
+random and the scripted expert, success rate against environment steps.
+
+    python benchmarks/minihack_learning.py [--env MiniHack-Room-5x5-v0] [--iterations 20] [--algos grpo ppo]
+
+Each algorithm runs `agentgym train` (default config, Ray pool) in a subprocess; its
+metrics.jsonl gives the curve (training-episode success, sampled) and the periodic evaluation
+on fixed seeds. Random and expert are evaluated on the same seeds. Writes
+benchmarks/results/minihack_learning.json and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from agentgym.config import load_config  # noqa: E402
+from agentgym.evaluate import evaluate  # noqa: E402
+from agentgym.policies import make_policy  # noqa: E402
+from common import RESULTS, write_result  # noqa: E402
+
+
+def run_algo(algo: str, env: str, iterations: int, out_dir: Path, extra: list[str]) -> dict:
+    cmd = [sys.executable, "-m", "agentgym.cli", "train", "--env", env, "--algo", algo,
+           f"train.iterations={iterations}", f"output_dir={out_dir}", f"run_name={algo}",
+           "logging.progress=false", *extra]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    wall = time.perf_counter() - start
+    rows = [json.loads(line) for line in (out_dir / algo / "metrics.jsonl").read_text().splitlines()]
+    curve = [{"iteration": r["step"], "env_steps": r["rollout/env_steps_total"],
+              "success_rate": r["rollout/success_rate"], "mean_return": r["rollout/mean_return"]}
+             for r in rows if "rollout/success_rate" in r]
+    evals = [{"iteration": r["step"], "env_steps": r["rollout/env_steps_total"],
+              "success_rate": r["eval/success_rate"], "mean_return": r["eval/mean_return"]}
+             for r in rows if "eval/success_rate" in r]
+    return {"command": " ".join(["agentgym"] + cmd[3:]), "wall_time_s": round(wall, 1),
+            "peak_rss_mb_driver": round(max(r.get("charts/peak_rss_mb", 0) for r in rows), 1),
+            "curve": curve, "eval": evals, "final_eval_success_rate": evals[-1]["success_rate"] if evals else None}
+
+
+def baseline(policy_name: str, env: str) -> dict:
+    cfg = load_config(env=env)
+    result, _ = evaluate(make_policy(policy_name, seed=cfg.seed), cfg)
+    return result
+
+
+def plot(data: dict, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for algo, color in zip(data["algos"], ["tab:blue", "tab:orange", "tab:green"]):
+        r = data["algos"][algo]
+        ax.plot([p["env_steps"] for p in r["curve"]], [p["success_rate"] for p in r["curve"]], color=color,
+                label=f"{algo} (training episodes)")
+        ax.plot([p["env_steps"] for p in r["eval"]], [p["success_rate"] for p in r["eval"]], "o--", color=color,
+                label=f"{algo} (eval, fixed seeds)")
+    ax.axhline(data["random"]["success_rate"], color="gray", ls=":", label="random")
+    ax.axhline(data["expert"]["success_rate"], color="black", ls=":", label="expert")
+    ax.set(xlabel="environment steps", ylabel="success rate", ylim=(-0.02, 1.05),
+           title=f"{data['env']}: {data['model']} on CPU")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="minihack")
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--algos", nargs="+", default=["grpo", "ppo"])
+    parser.add_argument("--name", default="minihack_learning")
+    parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
+    args = parser.parse_args()
+
+    cfg = load_config(env=args.env)
+    data = {"env": cfg.env.id, "model": cfg.model.path, "iterations": args.iterations,
+            "episodes_per_iter": cfg.train.episodes_per_iter, "eval_episodes": cfg.eval.episodes,
+            "random": baseline("random", args.env), "expert": baseline("expert", args.env), "algos": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for algo in args.algos:
+            data["algos"][algo] = run_algo(algo, args.env, args.iterations, Path(tmp), args.overrides)
+            r = data["algos"][algo]
+            print(f"{algo}: final eval success {r['final_eval_success_rate']} in {r['wall_time_s']} s, "
+                  f"peak driver RSS {r['peak_rss_mb_driver']} MB")
+    print(f"random {data['random']['success_rate']:.3f}, expert {data['expert']['success_rate']:.3f}")
+    write_result(args.name, data)
+    plot(data, RESULTS / f"{args.name}.png")
+
+
+if __name__ == "__main__":
+    main()
