@@ -12,19 +12,6 @@ from agentgym.pool import StepResult, _ray_init_kwargs, init_ray, make_pool
 GUESS, FAULTY, ECHO = "AgentgymTest-Guess-v0", "AgentgymTest-Faulty-v0", "AgentgymTest-Echo-v0"
 
 
-@pytest.fixture(scope="module")
-def ray_up():
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    yield ray
-    if started:
-        ray.shutdown()
-
-
 def wait_all(pool, n, timeout=60.0):
     """Collect ``n`` results (sorted by slot)."""
     out, deadline = [], time.monotonic() + timeout

@@ -1,6 +1,6 @@
+import os
 import subprocess
 import sys
-import textwrap
 
 import gymnasium as gym
 import pytest
@@ -52,10 +52,8 @@ def plugin_path(tmp_path):
 
 
 def run_cli(args, plugin_path, timeout=600):
-    env = {"PYTHONPATH": str(plugin_path), "PATH": "/usr/bin:/bin", "RAY_USAGE_STATS_ENABLED": "0",
-           "HOME": str(plugin_path)}
-    import os
-    env = {**os.environ, **env}
+    """Run the CLI in a fresh process that sees the plugin only through PYTHONPATH."""
+    env = {**os.environ, "PYTHONPATH": str(plugin_path), "RAY_USAGE_STATS_ENABLED": "0"}
     return subprocess.run([sys.executable, "-m", "agentgym.cli", *args], capture_output=True, text=True,
                           env=env, timeout=timeout, cwd=plugin_path)
 

@@ -1,6 +1,5 @@
 """Collector and prompts: refill, batching, ordering, reproducibility across backends, fault re-runs."""
 
-import os
 import random
 
 import pytest
@@ -37,19 +36,6 @@ class SeededPolicy:
                               response_logprobs=[-0.5, -0.25], candidate_ids=candidates, choice=choice,
                               choice_logprob=-1.0))
         return out
-
-
-@pytest.fixture(scope="module")
-def ray_up():
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    yield ray
-    if started:
-        ray.shutdown()
 
 
 def as_dicts(trajectories):
