@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a policy")
     run_args(p)
-    p.add_argument("--algo", default="grpo", help="algorithm (configs/algo/*.yaml)")
+    p.add_argument("--algo", default=None, help="algorithm (configs/algo/*.yaml); default grpo")
     p.add_argument("--resume", default=None, help="checkpoint folder or 'auto' (latest in the run folder)")
     p.set_defaults(fn=cmd_train)
 

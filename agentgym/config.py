@@ -21,7 +21,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("float32", "bfloat16", "float16"),
 }
 
-OPEN_KEYS = ("env.kwargs",)  # free-form dicts: any key below them is passed through
+OPEN_KEYS = ("env.kwargs",)
+GROUPS = ("env", "algo", "model")  # free-form dicts: any key below them is passed through
 
 
 class ConfigError(ValueError):
@@ -98,8 +99,13 @@ def _merge_checked(cfg: DictConfig, update: DictConfig, source: str) -> DictConf
 
 def load_config(env: str | None = None, algo: str | None = None, model: str | None = None,
                 config_file: str | None = None, overrides: list[str] | None = None) -> DictConfig:
-    base = _load_yaml(config_dir() / "base.yaml")
-    cfg = base
+    """Compose a run's config. A group can also be picked by an override, Hydra style:
+    ``model=smollm2-135m``, ``env=minihack``, ``algo=ppo`` (the keyword arguments win)."""
+    overrides = list(overrides or [])
+    picks = {k: v for k, _, v in (o.partition("=") for o in overrides) if k in GROUPS}
+    overrides = [o for o in overrides if o.partition("=")[0] not in GROUPS]
+    env, algo, model = env or picks.get("env"), algo or picks.get("algo"), model or picks.get("model")
+    cfg = _load_yaml(config_dir() / "base.yaml")
 
     if algo is not None:
         options = group_options("algo")

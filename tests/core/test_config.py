@@ -65,3 +65,9 @@ def test_cli_bad_input_is_one_paragraph(args, expected):
     assert expected in out.stderr
     assert "Traceback" not in out.stderr
     assert "\n\n" not in out.stderr.strip()
+
+
+def test_group_picked_by_override():
+    cfg = load_config(overrides=["model=smollm2-135m", "algo=ppo", "env=minihack", "train.iterations=2"])
+    assert cfg.model.path == "smollm2-135m" and cfg.algo.name == "ppo" and cfg.train.iterations == 2
+    assert load_config(algo="grpo", overrides=["algo=ppo"]).algo.name == "grpo"   # the explicit flag wins
