@@ -34,7 +34,8 @@ def peak_rss_mb() -> float:
 def write_result(name: str, data: dict) -> Path:
     """Write benchmarks/results/<name>.json with the command, machine and date."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    record = {"command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]),
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), RESULTS.parent.parent)
+    record = {"command": "python " + " ".join([script] + sys.argv[1:]),
               "date": datetime.date.today().isoformat(), "machine": machine(), **data}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
