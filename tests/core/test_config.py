@@ -58,6 +58,8 @@ def test_unknown_algo_and_env():
     (["train", "--env", "minihack", "--algo", "nosuchalgo"], "Unknown algorithm"),
     (["train", "--env", "minihack", "train.iteratons=1"], "Unknown config key"),
     (["check-env", "Nope-v0"], "Unknown environment"),
+    (["eval", "--env", "minihack", "--model", "nobody/no-such-model", "rollout.pool=local"], "Provide the weights offline"),
+    (["train", "--env", "minihack", "train.episodes_per_iter=30"], "multiple of algo.group_size"),
 ])
 def test_cli_bad_input_is_one_paragraph(args, expected):
     out = subprocess.run([sys.executable, "-m", "agentgym.cli", *args], capture_output=True, text=True, timeout=120)
