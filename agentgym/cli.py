@@ -106,6 +106,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_folder(checkpoint: str) -> str:
+    """A model folder from a run folder (its latest checkpoint), a checkpoint folder or a model folder."""
+    from agentgym.trainers.checkpoint import latest_checkpoint
+
+    path = Path(checkpoint)
+    if (path / "checkpoints").is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"{path} is a run folder without checkpoints; train longer or pass a model folder.")
+        path = latest
+    return str(path / "model") if (path / "model").is_dir() else str(path)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from agentgym.evaluate import evaluate
     from agentgym.policies import make_policy
@@ -114,7 +127,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.policy == "model":
         from agentgym.models import load_model
 
-        path = args.checkpoint or cfg.model.path
+        path = _model_folder(args.checkpoint) if args.checkpoint else cfg.model.path
         model, tokenizer = load_model(path, dtype=cfg.model.dtype)
         policy = make_policy("hf", model=model, tokenizer=tokenizer, mode=cfg.policy.mode, seed=cfg.seed)
     else:
@@ -163,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a policy on fixed seeds")
     run_args(p)
     p.add_argument("--policy", default="model", choices=["model", "expert", "random"])
-    p.add_argument("--checkpoint", default=None, help="a saved model folder (e.g. a run's checkpoints/.../model)")
+    p.add_argument("--checkpoint", default=None, help="a run folder (latest checkpoint), a checkpoint folder or a model folder")
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--out", default=None, help="write the result JSON here")
     p.set_defaults(fn=cmd_eval)

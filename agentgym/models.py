@@ -283,6 +283,16 @@ def load_model(path: str, *, dtype: str = "float32", lora: dict | None = None,
 
     if dtype not in DTYPES:
         raise ConfigError(f"model dtype must be one of {DTYPES}, got {dtype!r}")
+    adapter = Path(path) / "adapter_config.json"
+    if adapter.exists():          # a LoRA checkpoint: its base model plus the adapter
+        from peft import PeftModel
+
+        base = json.loads(adapter.read_text()).get("base_model_name_or_path")
+        if not base:
+            raise ModelNotFoundError(f"{adapter} names no base_model_name_or_path; add it, or load the base "
+                                     f"model and the adapter yourself with peft.PeftModel.from_pretrained.")
+        model, tokenizer = load_model(base, dtype=dtype, cache_dir=cache_dir)
+        return PeftModel.from_pretrained(model, path).eval(), tokenizer
     folder = resolve_model_path(path, cache_dir=cache_dir)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)

@@ -47,6 +47,13 @@ def test_sigkilled_run_resumes_from_last_checkpoint(tmp_path):
     assert (run_dir / "checkpoints" / "iter_000005").exists()
     assert (run_dir / "learning_curve.png").exists()
 
+    # the trained model evaluates straight from the run folder (its latest checkpoint)
+    out = subprocess.run([sys.executable, "-m", "agentgym.cli", "eval", "--env", "minihack", "--checkpoint",
+                          str(run_dir), "--episodes", "4", "rollout.pool=local"], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout[out.stdout.index("{"):])["episodes"] == 4
+
 
 @pytest.mark.slow
 def test_training_survives_env_actor_crash(tmp_path):

@@ -156,3 +156,21 @@ def test_smollm2_converts_and_answers(tmp_path):
     [a] = policy.act([Request([{"role": "user", "content": "What is the capital of France?"}], seed=0)],
                      SamplingParams(greedy=True, max_new_tokens=12))
     assert "Paris" in a.text
+
+
+def test_load_model_from_a_lora_checkpoint_folder(tmp_path):
+    import torch
+
+    from agentgym.models import load_model
+
+    model, tok = load_model("agentgym-tiny", lora={"enabled": True, "r": 4}, cache_dir=tmp_path / "cache")
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)          # make the adapter matter
+    model.save_pretrained(tmp_path / "ckpt")
+    tok.save_pretrained(tmp_path / "ckpt")
+    loaded, _ = load_model(str(tmp_path / "ckpt"), cache_dir=tmp_path / "cache")
+    ids = torch.tensor([tok.encode("You see: staircase down: 2 east.")])
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, loaded(ids).logits, atol=1e-5)
