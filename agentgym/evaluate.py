@@ -1,12 +1,12 @@
 """Evaluation on fixed seeds: success rate and return for any policy (model, expert, random).
 
-Eval seeds are ``cfg.eval.seed + i``; training seeds are drawn from ``cfg.seed`` and never
-reach that range, so the two sets are disjoint.
+Eval seeds are ``cfg.eval.seed + i``, the same for every policy and run. Training seeds are
+31-bit hashes of (seed, iteration, group) (``rollout.episode_specs``), so they meet an eval seed
+only by rare chance.
 """
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 from omegaconf import DictConfig
@@ -20,19 +20,10 @@ def eval_specs(num_episodes: int, seed: int) -> list[EpisodeSpec]:
     return [EpisodeSpec(seed=seed + i, group=i, sample_seed=seed + i) for i in range(num_episodes)]
 
 
-def summarize(trajectories) -> dict[str, float]:
-    returns = [t.episode_return for t in trajectories]
-    return {
-        "success_rate": sum(t.success for t in trajectories) / max(len(trajectories), 1),
-        "mean_return": statistics.fmean(returns) if returns else 0.0,
-        "mean_turns": statistics.fmean(t.num_turns for t in trajectories) if trajectories else 0.0,
-        "episodes": len(trajectories),
-    }
-
-
 def evaluate(policy: Policy, cfg: DictConfig, *, episodes: int | None = None, pool=None,
              progress: bool = False) -> tuple[dict[str, Any], list]:
-    """Run ``episodes`` fixed-seed episodes of ``cfg.env.id`` with ``policy``; greedy unless eval.greedy=false."""
+    """Run ``episodes`` fixed-seed episodes of ``cfg.env.id`` with ``policy``; sampled (seeded per
+    episode) unless eval.greedy=true."""
     episodes = episodes or cfg.eval.episodes
     s = cfg.policy.sampling
     sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
@@ -46,6 +37,5 @@ def evaluate(policy: Policy, cfg: DictConfig, *, episodes: int | None = None, po
     finally:
         if own_pool:
             pool.close()
-    result = summarize(trajectories)
-    result["dropped_episodes"] = metrics.get("dropped_episodes", 0)
+    result = {k: metrics[k] for k in ("success_rate", "mean_return", "mean_turns", "episodes", "dropped_episodes")}
     return result, trajectories
