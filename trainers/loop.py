@@ -188,8 +188,10 @@ class Trainer:
                               max_new_tokens=int(s.max_new_tokens))
 
     # -- warm start (behaviour cloning on expert episodes) ----------------------------------------
-    def collect_expert(self, episodes: int, iteration: int) -> tuple[list[Trajectory], dict[str, float]]:
-        """``episodes`` expert episodes (pool with_expert=True), tokenized for the learner."""
+    def collect_expert(self, episodes: int, iteration: int, save_to: Path | None = None
+                       ) -> tuple[list[Trajectory], dict[str, float]]:
+        """``episodes`` expert episodes (pool with_expert=True), tokenized for the learner; the
+        untokenized trajectories are written to ``save_to`` (JSONL) when given."""
         from agentgym.policies import make_policy
         from agentgym.rollout import collect, episode_specs
         from agentgym.trainers import bc
@@ -200,7 +202,8 @@ class Trainer:
         specs = episode_specs(episodes, 1, int(self.cfg.seed), iteration=iteration)
         trajs, metrics = collect(self._expert_pool, self._expert_policy, specs, self.sampling,
                                  history_turns=int(self.cfg.policy.history_turns))
-        self._last_expert_raw = trajs
+        if save_to is not None:
+            save_jsonl(trajs, save_to)
         tokenized = bc.tokenize_trajectories(trajs, self.policy, mode=str(self.cfg.policy.mode),
                                              history_turns=int(self.cfg.policy.history_turns),
                                              system_prompt=self._expert_pool.system_prompt())
@@ -210,8 +213,8 @@ class Trainer:
         ws = self.cfg.train.warm_start
         bc_spec = get_algo("bc")
         t0 = time.perf_counter()
-        trajs, m = self.collect_expert(int(ws.episodes), iteration=-1)
-        save_jsonl(self._last_expert_raw, self.run_dir / "expert_trajectories.jsonl")
+        trajs, m = self.collect_expert(int(ws.episodes), iteration=-1,
+                                       save_to=self.run_dir / "expert_trajectories.jsonl")
         batch = bc_spec.compute_advantages(trajs, bc_spec.config_cls())
         optimizer = self._make_optimizer()          # its own AdamW: RL starts with fresh moments
         nll = [self._update(batch, bc_spec, bc_spec.config_cls(), optimizer, epochs=1, salt=-1 - e).get("losses/nll")
