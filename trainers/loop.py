@@ -148,13 +148,14 @@ class Trainer:
     def _trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
+    def _make_optimizer(self, lr: float | None = None) -> torch.optim.Optimizer:
         t = self.cfg.train
-        groups = [{"params": self._trainable(), "lr": float(t.lr)}]
+        lr = float(t.lr if lr is None else lr)
+        groups = [{"params": self._trainable(), "lr": lr}]
         if self.value_head is not None:
             groups.append({"params": list(self.value_head.parameters()),
                            "lr": float(getattr(self.algo_cfg, "value_lr", t.lr))})
-        return torch.optim.AdamW(groups, lr=float(t.lr), weight_decay=float(t.weight_decay))
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=float(t.weight_decay))
 
     def _make_pool(self, with_expert: bool):
         from agentgym.pool import pool_from_config
@@ -216,7 +217,7 @@ class Trainer:
         trajs, m = self.collect_expert(int(ws.episodes), iteration=-1,
                                        save_to=self.run_dir / "expert_trajectories.jsonl")
         batch = bc_spec.compute_advantages(trajs, bc_spec.config_cls())
-        optimizer = self._make_optimizer()          # its own AdamW: RL starts with fresh moments
+        optimizer = self._make_optimizer(_sel(self.cfg, "train.warm_start.lr", None))  # own AdamW: RL starts fresh
         nll = [self._update(batch, bc_spec, bc_spec.config_cls(), optimizer, epochs=1, salt=-1 - e).get("losses/nll")
                for e in range(int(ws.epochs))]
         if self.algo.name != "bc":

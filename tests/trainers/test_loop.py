@@ -60,6 +60,24 @@ def test_ppo_with_warm_start(make_cfg):
     assert "losses/value_loss" in rows[-1] and "eval/success_rate" in rows[-1]      # eval.every=0: at the end
 
 
+@pytest.mark.parametrize("bc_lr, moved", [(0.0, False), (None, True)])
+def test_warm_start_has_its_own_learning_rate(make_cfg, bc_lr, moved):
+    from agentgym.models import load_model
+    from agentgym.trainers.loop import Trainer
+
+    cfg = make_cfg("grpo", "train.warm_start.episodes=4", "train.warm_start.epochs=2", "eval.every=0")
+    cfg.train.warm_start.lr = bc_lr
+    t = Trainer(cfg)
+    try:
+        t.setup()                                     # the warm start runs here
+        fresh, _ = load_model(str(cfg.model.path))
+        same = all(torch.equal(v, fresh.state_dict()[k]) for k, v in t.model.state_dict().items())
+        assert same != moved
+        assert t.optimizer.param_groups[0]["lr"] == cfg.train.lr    # RL keeps train.lr
+    finally:
+        t.cleanup()
+
+
 def test_bc_algorithm_and_custom_hooks(make_cfg):
     cfg = make_cfg("grpo", "train.iterations=1", "eval.every=0")
     cfg.algo = {"name": "bc"}
