@@ -85,8 +85,9 @@ def _merge_checked(cfg: DictConfig, update: DictConfig, source: str) -> DictConf
         open_dict = any(p in OPEN_KEYS for p in prefixes)
         if key not in valid and not open_dict:
             parent = ".".join(parts[:-1])
-            siblings = sorted(k for k in valid if k.rsplit(".", 1)[0] == parent) if parent else sorted(
-                {k.split(".")[0] for k in valid})
+            depth = len(parts) - 1       # list the children of ``parent``: leaves and sub-sections alike
+            siblings = sorted({".".join(k.split(".")[:depth + 1]) for k in valid
+                               if k.startswith(parent + ".") or not parent})
             raise ConfigError(
                 f"Unknown config key {key!r} (from {source}). Valid keys"
                 f"{' under ' + parent if parent else ''}: {', '.join(siblings)}."

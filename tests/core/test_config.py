@@ -32,6 +32,8 @@ def test_yaml_file_merged(tmp_path):
 
 @pytest.mark.parametrize("override, expected", [
     ("train.iteratons=3", "Valid keys under train: .*train.iterations"),
+    ("train.iteratons=3", "train.warm_start[,.]"),                     # sub-sections are listed too
+    ("train.warm_start.epoch=1", "Valid keys under train.warm_start: .*train.warm_start.epochs"),
     ("bogus=1", "Valid keys: .*algo.*train"),
     ("algo.clip=0.1", "algo.clip_eps"),
     ("policy.mode=sample", "Valid values: choose, generate"),
