@@ -5,6 +5,7 @@
     agentgym check-env MiniHack-Room-5x5-v0         validate an env against the contract
     agentgym train --env minihack --algo grpo [key=value ...]
     agentgym eval --env minihack --policy random    success rate and return on fixed seeds
+    agentgym data webshop --help                    fetch, check or generate an env family's data
 """
 
 from __future__ import annotations
@@ -142,6 +143,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    """Hand the rest of the command line to the family's own ``agentgym.envs.<family>.data.main``."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"agentgym.envs.{args.family}.data")
+    except ModuleNotFoundError as e:
+        if e.name not in (f"agentgym.envs.{args.family}", f"agentgym.envs.{args.family}.data"):
+            raise
+        raise FileNotFoundError(f"The env family {args.family!r} has no data command. Families with one: "
+                                f"{', '.join(_data_families()) or 'none'}.") from None
+    return module.main(args.args) or 0
+
+
+def _data_families() -> list[str]:
+    envs_dir = Path(__file__).resolve().parent.parent / "envs"
+    import agentgym.envs
+
+    roots = [Path(p) for p in agentgym.envs.__path__] + [envs_dir]
+    return sorted({d.name for r in roots if r.is_dir() for d in r.iterdir() if (d / "data.py").is_file()})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="agentgym", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, default=None)
     p.add_argument("--out", default=None, help="write the result JSON here")
     p.set_defaults(fn=cmd_eval)
+
+    p = sub.add_parser("data", help="fetch, check or generate an env family's data (agentgym data FAMILY --help)",
+                       add_help=False)
+    p.add_argument("family")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(fn=cmd_data)
     return parser
 
 

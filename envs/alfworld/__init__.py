@@ -1,0 +1,1 @@
+"""ALFWorld (TextWorld engine) household tasks as text envs."""

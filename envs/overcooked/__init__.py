@@ -1,0 +1,1 @@
+"""Overcooked-AI: two-chef cooperation as a text environment."""

@@ -1,0 +1,1 @@
+"""Werewolf: multi-agent social deduction with free-form speech."""
