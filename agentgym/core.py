@@ -96,7 +96,14 @@ def require_capability(env: gym.Env, capability: str, needed_by: str) -> None:
 
 
 def capabilities_of(env_class: type) -> list[str]:
-    """Capabilities a class implements, without building an instance."""
+    """Capabilities a class implements, without building an instance. A factory function entry
+    point is judged by its return annotation (``def make_game(...) -> SeatEnv``)."""
+    if not isinstance(env_class, type):
+        import typing
+        try:
+            env_class = typing.get_type_hints(env_class).get("return", object)
+        except Exception:
+            env_class = object
     out = []
     if callable(getattr(env_class, "expert_action", None)):
         out.append("expert_action")

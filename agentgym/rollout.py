@@ -27,9 +27,9 @@ from agentgym.pool import EnvPool, StepResult
 from agentgym.prompts import build_messages
 from agentgym.trajectory import Trajectory, Turn
 
-# Keys of the observation's info that describe the decision (what the policy saw), so a Turn
-# keeps them from before the action rather than from the step's outcome.
-DECISION_KEYS = ("admissible_actions", "expert_action")
+# Keys of the observation's info that describe the decision (what the policy saw; in a multi-agent
+# view, which seat decided), so a Turn keeps them from before the action, not from the outcome.
+DECISION_KEYS = ("admissible_actions", "expert_action", "agent")
 
 
 def derive_seed(*parts: int) -> int:
@@ -70,7 +70,7 @@ class _Running:
     traj: Trajectory
     obs: str = ""
     info: dict[str, Any] = field(default_factory=dict)
-    history: list[tuple[str, str]] = field(default_factory=list)
+    history: list[tuple[str, str, Any]] = field(default_factory=list)   # (observation, action, seat)
     turn: Turn | None = None          # the turn whose action is in flight
     waiting: bool = False             # ready for the policy
 
@@ -138,7 +138,7 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
                     info.pop(key, None)
             turn.info = info
             ep.traj.turns.append(turn)
-            ep.history.append((ep.obs, turn.action))
+            ep.history.append((ep.obs, turn.action, turn.info.get("agent")))
             stats["env_steps"] += 1
             if r.terminated or r.truncated:
                 ep.traj.success = bool(r.info.get("success", False))
@@ -160,7 +160,11 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
                 for s in slots:
                     ep = running[s]
                     actions = ep.info.get("admissible_actions")
-                    messages = build_messages(ep.traj.instruction, ep.history, ep.obs, actions, policy.mode,
+                    # a seat (multi-agent self-play) sees only its own history and its own task
+                    seat = ep.info.get("agent")
+                    history = [(o, a) for o, a, s in ep.history if s == seat]
+                    instruction = ep.info.get("instruction", ep.traj.instruction) if seat else ep.traj.instruction
+                    messages = build_messages(instruction, history, ep.obs, actions, policy.mode,
                                               history_turns, system_prompt)
                     requests.append(Request(messages, actions, ep.info,
                                             seed=derive_seed(ep.spec.sampling_seed(), len(ep.traj.turns))))

@@ -7,6 +7,8 @@ registry-wide check-env over these ids is harmless.
 
     AgentgymTest-Guess-v0   GuessNumberEnv: find a secret in [0, n); admissible actions, expert
     AgentgymTest-Echo-v0    EchoEnv: open action space, no expert
+    AgentgymTest-Meet-v0    MeetGame seen from one seat (agentgym.multiagent.SeatEnv): two agents
+                            announce, then walk to meet; the multi-agent conventions' test game
     AgentgymTest-Faulty-v0  FaultyGuessEnv: the same game, plus fault="sleep"|"raise"|"exit"
                             on step ``at_step``; with ``marker`` (a file path) the fault fires
                             only while the file does not exist (it is created first), so a
@@ -20,6 +22,7 @@ import time
 from pathlib import Path
 
 from agentgym.core import TextEnv
+from agentgym.multiagent import SeatEnv
 from agentgym.registry import register
 
 
@@ -116,9 +119,98 @@ class EchoEnv(TextEnv):
         return f"You said: {action}", float(done), done, False, {"success": done}
 
 
+class MeetGame:
+    """A two-agent toy in PettingZoo's parallel API, following agentgym.multiagent's conventions.
+
+    Two agents stand on cells 0..size-1 of a line; each knows only its own cell. Step 0: ``a``
+    speaks (free text, turn-based), step 1: ``b`` speaks. Then both move at once (left, right,
+    stay) until they share a cell: reward 1 each, success. Private fact per agent: its cell.
+    """
+
+    metadata = {"name": "meet_v0"}
+    possible_agents = ["a", "b"]
+
+    def __init__(self, size: int = 5, max_moves: int = 8):
+        self.size, self.max_moves = size, max_moves
+        self.agents: list[str] = []
+
+    def observation_space(self, agent):
+        from agentgym.core import TextSpace
+        return TextSpace()
+
+    def action_space(self, agent):
+        from agentgym.core import TextSpace
+        return TextSpace(max_length=4096)
+
+    def _acting(self) -> list[str]:
+        return [["a"], ["b"]][self.t] if self.t < 2 else list(self.agents)
+
+    def _infos(self, invalid: dict[str, bool] | None = None, done: bool = False) -> dict[str, dict]:
+        acting = [] if done else self._acting()
+        infos = {}
+        for a in self.possible_agents:
+            info = {"acting": a in acting, "instruction": f"You are {a}. Meet the other agent on the line.",
+                    "invalid_action": bool((invalid or {}).get(a, False))}
+            if a in acting:
+                info["admissible_actions"] = ["left", "right", "stay"] if self.t >= 2 else None
+            if done:
+                info["success"] = self.pos["a"] == self.pos["b"]
+            infos[a] = {k: v for k, v in info.items() if v is not None}
+        return infos
+
+    def _obs(self, a: str) -> str:
+        heard = " ".join(f"{b} said: {m!r}." for b, m in self.said)
+        return f"You are on cell {self.pos[a]} of 0..{self.size - 1}. {heard}".strip()
+
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        import random
+        rng = random.Random(seed)
+        self.agents = list(self.possible_agents)
+        self.pos = {a: rng.randrange(self.size) for a in self.agents}
+        self.t, self.said = 0, []
+        return {a: self._obs(a) for a in self.agents}, self._infos()
+
+    def step(self, actions: dict[str, str]):
+        acting, invalid = self._acting(), {}
+        if self.t < 2:
+            speaker = acting[0]
+            self.said.append((speaker, str(actions.get(speaker, ""))[:200]))
+        else:
+            for a in acting:
+                move = str(actions.get(a, "")).strip().lower()
+                invalid[a] = move not in ("left", "right", "stay")
+                step = {"left": -1, "right": 1}.get(move, 0)
+                self.pos[a] = min(max(self.pos[a] + step, 0), self.size - 1)
+        self.t += 1
+        met = self.t > 2 and self.pos["a"] == self.pos["b"]
+        out_of_moves = self.t - 2 >= self.max_moves
+        rewards = {a: float(met) for a in self.agents}
+        terms = {a: met for a in self.agents}
+        truncs = {a: out_of_moves and not met for a in self.agents}
+        obs = {a: self._obs(a) for a in self.agents}
+        infos = self._infos(invalid, done=met or out_of_moves)
+        if met or out_of_moves:
+            self.agents = []
+        return obs, rewards, terms, truncs, infos
+
+    def bot_action(self, agent: str) -> str:
+        """Announce your cell; then both walk to the midpoint (rounded down) of the two cells."""
+        if self.t < 2:
+            return f"I am on cell {self.pos[agent]}."
+        cells = [int(c) for _, m in self.said for c in m if c.isdigit()][:2]
+        target = sum(cells) // 2 if len(cells) == 2 else self.size // 2
+        return "stay" if target == self.pos[agent] else ("right" if target > self.pos[agent] else "left")
+
+
+def meet_seat_env(seat: str = "random", partner="bot", size: int = 5) -> SeatEnv:
+    return SeatEnv(MeetGame(size=size), seat=seat, partner=partner)
+
+
 register("AgentgymTest-Guess-v0", "agentgym.testing:GuessNumberEnv", max_turns=8, family="agentgym-test",
          description="Toy: guess a number (admissible actions, expert).")
 register("AgentgymTest-Faulty-v0", "agentgym.testing:FaultyGuessEnv", max_turns=8, family="agentgym-test",
          description="Toy: the guessing game with an injected sleep/raise/exit (off by default).")
+register("AgentgymTest-Meet-v0", "agentgym.testing:meet_seat_env", max_turns=12, family="agentgym-test",
+         description="Toy multi-agent: two agents announce their cells, then walk to meet (one seat learns).")
 register("AgentgymTest-Echo-v0", "agentgym.testing:EchoEnv", max_turns=4, family="agentgym-test",
          description="Toy: open action space, echoes the action; 'stop' ends the episode.")

@@ -253,6 +253,7 @@ class Trainer:
         return state
 
     def step_collect(self, state: IterState) -> None:
+        from agentgym.multiagent import split_seats
         from agentgym.rollout import collect, episode_specs
 
         t0 = time.perf_counter()
@@ -260,8 +261,9 @@ class Trainer:
                               int(self.cfg.seed), iteration=state.iteration)
         self.model.eval()
         with torch.no_grad():
-            state.trajectories, m = collect(self.pool, self.policy, specs, self.sampling,
-                                            history_turns=int(self.cfg.policy.history_turns))
+            trajectories, m = collect(self.pool, self.policy, specs, self.sampling,
+                                      history_turns=int(self.cfg.policy.history_turns))
+        state.trajectories = [seat for traj in trajectories for seat in split_seats(traj)]   # self-play: one per seat
         state.metrics.update({f"rollout/{k}": v for k, v in m.items()})
         state.metrics["charts/rollout_time_s"] = time.perf_counter() - t0
         save_jsonl(state.trajectories[:SAMPLES_PER_ITER], self.run_dir / "trajectories" / f"iter_{state.iteration:06d}.jsonl")
