@@ -61,13 +61,14 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 
 
 def _atomic_build(final: Path, build) -> Path:
-    """Run ``build(tmp_dir)`` then rename tmp -> final; if another process won the race, keep theirs."""
+    """Run ``build(tmp_dir)`` then rename tmp -> final; if another process won the race, keep theirs.
+    ``build`` may return another destination than ``final`` (a partial build)."""
     if final.exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
     try:
-        build(tmp)
+        final = build(tmp) or final
         try:
             os.rename(tmp, final)
         except OSError:
@@ -191,7 +192,20 @@ def tiny_path(cache_dir: str | os.PathLike | None = None) -> Path:
     from agentgym.corpus import _family_default_ids
 
     envs = sorted(_family_default_ids().values())
-    return _atomic_build(cache_root(cache_dir) / tiny_dir_name(envs=envs), build_tiny)
+    root = cache_root(cache_dir)
+
+    def build(tmp: Path) -> Path | None:
+        built = sorted(build_tiny(tmp)["corpus_envs"])
+        if built == envs:
+            return None
+        # Some family failed to build (a missing dependency or data): keep this model apart, so
+        # the complete one is built on a later use, once every family builds.
+        partial = root / f"{tiny_dir_name(envs=built)}-partial"
+        warnings.warn(f"agentgym-tiny was built without the text of {', '.join(sorted(set(envs) - set(built)))} "
+                      f"(see the warnings above); using {partial}, and trying again on the next use.")
+        return partial
+
+    return _atomic_build(root / tiny_dir_name(envs=envs), build)
 
 
 # ----------------------------------------------------------------------------- smollm2-135m
