@@ -1,12 +1,15 @@
-"""Learning curves on MiniHack with the embedded default model on CPU: GRPO and PPO against
-random and the scripted expert, success rate against environment steps.
+"""Learning curves with the embedded default model on CPU: GRPO and PPO (or any algorithms)
+against random and the scripted expert, success rate against environment steps, for any env.
 
-    python benchmarks/minihack_learning.py [--env MiniHack-Room-5x5-v0] [--iterations 20] [--algos grpo ppo]
+    python benchmarks/learning.py [--env minihack] [--iterations 20] [--algos grpo ppo] [key=value ...]
+    python benchmarks/learning.py --env webshop --iterations 8 --algos grpo train.warm_start.episodes=64
+
+The key=value overrides apply to every run and to the random/expert baselines (same eval seeds).
 
 Each algorithm runs `agentgym train` (default config, Ray pool) in a subprocess; its
 metrics.jsonl gives the curve (training-episode success, sampled) and the periodic evaluation
 on fixed seeds. Random and expert are evaluated on the same seeds. Writes
-benchmarks/results/minihack_learning.json and .png.
+benchmarks/results/<family>_learning.json and .png (``--name`` to change it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from agentgym.config import load_config  # noqa: E402
 from agentgym.evaluate import evaluate  # noqa: E402
 from agentgym.policies import make_policy  # noqa: E402
+from agentgym.registry import spec as env_spec  # noqa: E402
 from common import RESULTS, write_result  # noqa: E402
 
 
@@ -49,8 +53,8 @@ def run_algo(algo: str, env: str, iterations: int, out_dir: Path, extra: list[st
             "curve": curve, "eval": evals, "final_eval_success_rate": evals[-1]["success_rate"] if evals else None}
 
 
-def baseline(policy_name: str, env: str) -> dict:
-    cfg = load_config(env=env)
+def baseline(policy_name: str, env: str, overrides: list[str]) -> dict:
+    cfg = load_config(env=env, overrides=overrides)
     result, _ = evaluate(make_policy(policy_name, seed=cfg.seed), cfg)
     return result
 
@@ -78,21 +82,24 @@ def main() -> None:
     parser.add_argument("--env", default="minihack")
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--algos", nargs="+", default=["grpo", "ppo"])
-    parser.add_argument("--name", default="minihack_learning")
+    parser.add_argument("--name", default=None, help="result file name (default: <env family>_learning)")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args()
 
-    cfg = load_config(env=args.env)
-    data = {"env": cfg.env.id, "model": cfg.model.path, "iterations": args.iterations,
+    cfg = load_config(env=args.env, overrides=args.overrides)
+    args.name = args.name or f"{env_spec(cfg.env.id).family}_learning"
+    data = {"env": cfg.env.id, "overrides": args.overrides, "model": cfg.model.path, "iterations": args.iterations,
             "episodes_per_iter": cfg.train.episodes_per_iter, "eval_episodes": cfg.eval.episodes,
-            "random": baseline("random", args.env), "expert": baseline("expert", args.env), "algos": {}}
+            "random": baseline("random", args.env, args.overrides),
+            "expert": baseline("expert", args.env, args.overrides), "algos": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for algo in args.algos:
             data["algos"][algo] = run_algo(algo, args.env, args.iterations, Path(tmp), args.overrides)
             r = data["algos"][algo]
             print(f"{algo}: final eval success {r['final_eval_success_rate']} in {r['wall_time_s']} s, "
                   f"peak driver RSS {r['peak_rss_mb_driver']} MB")
-    print(f"random {data['random']['success_rate']:.3f}, expert {data['expert']['success_rate']:.3f}")
+    print(f"random {data['random']['success_rate']:.3f} (return {data['random']['mean_return']:.3f}), "
+          f"expert {data['expert']['success_rate']:.3f} (return {data['expert']['mean_return']:.3f})")
     write_result(args.name, data)
     plot(data, RESULTS / f"{args.name}.png")
 
