@@ -21,7 +21,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "model.dtype": ("float32", "bfloat16", "float16"),
 }
 
-OPEN_KEYS = ("env.kwargs",)
+OPEN_KEYS = ("env.kwargs", "eval.env_kwargs")
 GROUPS = ("env", "algo", "model")  # free-form dicts: any key below them is passed through
 
 

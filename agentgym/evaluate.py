@@ -22,15 +22,17 @@ def eval_specs(num_episodes: int, seed: int) -> list[EpisodeSpec]:
 
 def evaluate(policy: Policy, cfg: DictConfig, *, episodes: int | None = None, pool=None,
              progress: bool = False) -> tuple[dict[str, Any], list]:
-    """Run ``episodes`` fixed-seed episodes of ``cfg.env.id`` with ``policy``; sampled (seeded per
-    episode) unless eval.greedy=true."""
+    """Run ``episodes`` fixed-seed episodes of ``cfg.env.id`` (with ``eval.env_kwargs`` merged over
+    ``env.kwargs``) with ``policy``; sampled (seeded per episode) unless eval.greedy=true.
+    A given ``pool`` must already be built with those kwargs (``pool_from_config(for_eval=True)``)."""
     episodes = episodes or cfg.eval.episodes
     s = cfg.policy.sampling
     sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.max_new_tokens,
                               greedy=bool(cfg.eval.greedy))
     own_pool = pool is None
     if own_pool:
-        pool = pool_from_config(cfg, with_expert=policy.name == "expert", num_envs=min(cfg.rollout.num_envs, episodes))
+        pool = pool_from_config(cfg, with_expert=policy.name == "expert", num_envs=min(cfg.rollout.num_envs, episodes),
+                                for_eval=True)
     try:
         trajectories, metrics = collect(pool, policy, eval_specs(episodes, cfg.eval.seed), sampling,
                                         history_turns=cfg.policy.history_turns, progress=progress)

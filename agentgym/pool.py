@@ -401,13 +401,18 @@ def make_pool(env_id: str, num_envs: int, *, backend: str = "ray", num_workers: 
     raise ValueError(f"Unknown pool backend {backend!r}: choose one of {', '.join(BACKENDS)}.")
 
 
-def pool_from_config(cfg: Any, *, with_expert: bool = False, num_envs: int | None = None) -> EnvPool:
+def pool_from_config(cfg: Any, *, with_expert: bool = False, num_envs: int | None = None,
+                     for_eval: bool = False) -> EnvPool:
     """The pool a run's config describes (``env`` and ``rollout`` sections); one place for the
-    trainer, the evaluator and the benchmarks."""
+    trainer, the evaluator and the benchmarks. ``for_eval``: with ``eval.env_kwargs`` merged over
+    ``env.kwargs`` (a held-out split, say)."""
     from omegaconf import OmegaConf
 
     r = cfg.rollout
+    env_kwargs = OmegaConf.to_container(cfg.env.kwargs)
+    if for_eval:
+        env_kwargs.update(OmegaConf.to_container(cfg.eval.get("env_kwargs") or {}))
     return make_pool(str(cfg.env.id), int(num_envs or r.num_envs), backend=str(r.pool),
-                     num_workers=int(r.num_workers), env_kwargs=OmegaConf.to_container(cfg.env.kwargs),
+                     num_workers=int(r.num_workers), env_kwargs=env_kwargs,
                      max_turns=cfg.env.max_turns, step_timeout_s=float(r.step_timeout_s), with_expert=with_expert,
                      ray_address=r.ray_address, worker_cpus=float(r.worker_cpus))

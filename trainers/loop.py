@@ -81,9 +81,12 @@ class Trainer:
         self.iteration = 0                      # completed iterations
         self.history: list[dict[str, Any]] = []  # every logged row, also saved in checkpoints
         self.counters = {"env_steps_total": 0, "episodes_total": 0}
+        self.algo_state: dict[str, Any] = {}     # an algorithm's own state (SPA: stage, estimator), checkpointed
+        self.algo_objects: dict[str, Any] = {}   # what an algorithm builds from algo_state (SPA's estimator); not saved
         self.model = self.tokenizer = self.policy = self.pool = self.optimizer = self.value_head = None
         self.ref_model = self.logger = self.run_dir = self._bar = None
         self._expert_pool = self._expert_policy = None
+        self._eval_pool = None            # only when eval.env_kwargs differs from the training env
 
     # -- setup ------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -361,11 +364,20 @@ class Trainer:
         t0 = time.perf_counter()
         self.model.eval()
         with torch.no_grad():
-            result, trajs = evaluate(self.policy, self.cfg, pool=self.pool)
+            result, trajs = evaluate(self.policy, self.cfg, pool=self._pool_for_eval())
         save_jsonl(trajs[:SAMPLES_PER_ITER], self.run_dir / "trajectories" / f"eval_{iteration:06d}.jsonl")
         out = {f"eval/{k}": v for k, v in result.items()}
         out["charts/eval_time_s"] = time.perf_counter() - t0
         return out
+
+    def _pool_for_eval(self):
+        """The training pool, or (with eval.env_kwargs, e.g. a held-out split) a second pool kept for the run."""
+        if not self.cfg.eval.get("env_kwargs"):
+            return self.pool
+        if self._eval_pool is None:
+            from agentgym.pool import pool_from_config
+            self._eval_pool = pool_from_config(self.cfg, for_eval=True)
+        return self._eval_pool
 
     def step_log(self, state: IterState) -> None:
         m = state.metrics
@@ -414,7 +426,7 @@ class Trainer:
         return self.history
 
     def save_checkpoint(self) -> Path:
-        state = {"history": self.history, "counters": dict(self.counters),
+        state = {"history": self.history, "counters": dict(self.counters), "algo_state": self.algo_state,
                  "config": OmegaConf.to_container(self.cfg, resolve=True)}
         return ckpt.save_checkpoint(self.run_dir / "checkpoints", self.iteration, model=self.model,
                                     optimizer=self.optimizer, tokenizer=self.tokenizer, value_head=self.value_head,
@@ -425,17 +437,18 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.history = list(state["history"])
         self.counters = dict(state["counters"])
+        self.algo_state = dict(state.get("algo_state") or {})
         print(f"agentgym: resumed {self.run_dir} from {path.name} (iteration {self.iteration})")
 
     def cleanup(self) -> None:
-        for closer in (getattr(self.pool, "close", None), self._close_expert,
+        for closer in (getattr(self.pool, "close", None), getattr(self._eval_pool, "close", None), self._close_expert,
                        getattr(self.logger, "close", None)):
             if closer is not None:
                 try:
                     closer()
                 except Exception as e:  # cleanup must not hide the error that brought us here
                     print(f"agentgym: cleanup: {e!r}")
-        self.pool = None
+        self.pool = self._eval_pool = None
 
 
 def train(cfg: DictConfig) -> list[dict[str, Any]]:

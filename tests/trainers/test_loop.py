@@ -141,3 +141,14 @@ def test_logger_and_plot(tmp_path, capsys):
     MetricLogger(tmp_path, tensorboard=False).rewrite(rows[:1])
     assert len(read_metrics(tmp_path / "metrics.jsonl")) == 1
     assert format_line(3, {"rollout/dropped_episodes": 0}) == "it 3"
+
+
+def test_eval_env_kwargs_evaluate_on_another_env_setting(make_cfg):
+    # training guesses in [0, 4); eval.env_kwargs switches evaluation to [0, 2) (a held-out split, say)
+    t, _ = run(make_cfg("grpo", "train.iterations=1", "eval.env_kwargs.n=2"))
+    eval_turns = [turn for line in (t.run_dir / "trajectories/eval_000001.jsonl").open()
+                  for turn in json.loads(line)["turns"]]
+    train_turns = [turn for line in (t.run_dir / "trajectories/iter_000001.jsonl").open()
+                   for turn in json.loads(line)["turns"]]
+    assert {len(turn["info"]["admissible_actions"]) for turn in eval_turns} == {2}
+    assert {len(turn["info"]["admissible_actions"]) for turn in train_turns} == {4}

@@ -1,0 +1,233 @@
+"""ALFWorld family: ALFWorld's own TextWorld engine behind the text contract, the embedded
+generated games, the real valid_seen games (skipped where the shared data is absent) and the
+generator."""
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pytest
+
+import agentgym
+from agentgym.core import has_capability
+from agentgym.envs.alfworld import data as alf_data
+from agentgym.envs.alfworld import games
+from agentgym.envs.alfworld import generate as gen
+from agentgym.envs.alfworld.env import parse_action
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "alfworld"
+VALID_SEEN = SHARED / "json_2.1.1" / "valid_seen"
+needs_data = pytest.mark.skipif(not VALID_SEEN.is_dir(), reason=f"ALFWorld valid_seen games not found at {SHARED}")
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch, tmp_path_factory):
+    """No ALFWORLD_DATA unless a test sets it; built games go to a per-session cache."""
+    monkeypatch.delenv("ALFWORLD_DATA", raising=False)
+    monkeypatch.setattr(games, "CACHE", tmp_path_factory.getbasetemp() / "alfworld_cache")
+
+
+def run_expert(env, seed, max_steps=50):
+    obs, info = env.reset(seed=seed)
+    steps, done = 0, False
+    while not done and steps < max_steps:
+        action = env.unwrapped.expert_action()
+        obs, reward, term, trunc, info = env.step(action)
+        done, steps = term or trunc, steps + 1
+    return info, reward, steps
+
+
+def test_default_is_offline_generated_games():
+    assert agentgym.resolve_id("alfworld") == "ALFWorld-v0"
+    env = agentgym.make("ALFWorld-v0")
+    rows = games.embedded_problems()
+    assert len(env.unwrapped.games) == len(rows) >= 10
+    assert len({r["task_type"] for r in rows} & set(gen.TASK_TYPES.values())) >= 5
+    obs, info = env.reset(seed=0)
+    assert obs.startswith("You are in the middle of a room.") and "-= Welcome" not in obs
+    assert f"Your task is to: {info['instruction']}" in obs
+    assert info["task_type"] == rows[0]["task_type"] and info["invalid_action"] is False
+    assert info["success"] is False and info["admissible_actions"] == sorted(info["admissible_actions"])
+    assert any(a.startswith("go to ") for a in info["admissible_actions"])
+    assert has_capability(env, "expert_action")
+    env.close()
+
+
+def test_think_and_invalid_commands():
+    env = agentgym.make("ALFWorld-v0")
+    obs, info = env.reset(seed=1)
+    before = info["admissible_actions"]
+    obs, reward, term, trunc, info = env.step("think: the spoon is probably in a drawer")
+    assert obs == "OK." and info["invalid_action"] is False and info["admissible_actions"] == before
+    for bad in ["fly to the moon", "", "go to", "\x00\x01", "x" * 5000, "go to nowhere 99"]:
+        obs, reward, term, trunc, info = env.step(bad)
+        assert obs == "Nothing happens." and info["invalid_action"] is True and reward == 0.0 and not term
+    # a valid command in ReAct clothing still works
+    target = next(a for a in before if a.startswith("go to "))
+    obs, reward, term, trunc, info = env.step(f"> {target.upper()}\nmore text")
+    assert info["invalid_action"] is False and obs != "Nothing happens."
+    assert info["admissible_actions"] != before
+    env.close()
+
+
+def test_parse_action():
+    assert parse_action("Action: go to desk 1") == "go to desk 1"
+    assert parse_action("  >  take  Mug 1 from  desk 1 ") == "take mug 1 from desk 1"
+    assert parse_action("think: hmm") == "think: hmm"
+    assert parse_action(None) is None and parse_action("   \n ") is None and parse_action("a" * 600) is None
+
+
+@pytest.mark.parametrize("task_type,seed", [("look_at_obj_in_light", 1), ("pick_clean_then_place_in_recep", 0)])
+def test_expert_solves_generated_games(task_type, seed):
+    env = agentgym.make("ALFWorld-v0", task_types=[task_type])
+    info, reward, steps = run_expert(env, seed=seed)
+    assert info["task_type"] == task_type
+    assert info["success"] is True and reward == 1.0 and steps < 50
+    env.close()
+
+
+def test_seed_picks_the_game_deterministically():
+    env = agentgym.make("ALFWorld-v0")
+    a = [env.reset(seed=s)[1]["gamefile"] for s in (3, 4, 3)]
+    assert a[0] == a[2] and a[0] != a[1]
+    first = run_expert(env, 5)
+    again = run_expert(env, 5)
+    assert first[2] == again[2] and first[0]["gamefile"] == again[0]["gamefile"]
+    env.close()
+
+
+def test_generated_games_never_use_valid_unseen_scenes(tmp_path):
+    rows = games.embedded_problems()
+    assert not {gen.scene_num(r["scene_key"]) for r in rows} & gen.VALID_UNSEEN_SCENES
+    assert not {gen.scene_num(k) for k in gen.load_scenes()} & gen.VALID_UNSEEN_SCENES
+    # a scene folder with a valid_unseen trial: it is dropped before any problem is drawn
+    scene = next(iter(gen.load_scenes().values()))
+    for num, trial in ((219, "trial_a"), (7, "trial_b")):
+        d = tmp_path / f"pick_and_place_simple-X-None-Y-{num}" / trial
+        d.mkdir(parents=True)
+        (d / "initial_state.pddl").write_text(scene + "(:goal (and))\n)")
+        (d / "traj_data.json").write_text(json.dumps({"scene": {"scene_num": num}, "task_id": trial}))
+    scenes = gen.load_scenes(tmp_path)
+    assert list(scenes) == ["7/trial_b"]
+    problems = gen.sample_problems(scenes, 30, seed=1)
+    assert problems and all(gen.scene_num(p.scene_key) not in gen.VALID_UNSEEN_SCENES for p in problems)
+
+
+def test_sampled_problems_cover_all_task_types_and_are_reproducible():
+    scenes = gen.load_scenes()
+    a = gen.sample_problems(scenes, 24, seed=3)
+    assert a == gen.sample_problems(scenes, 24, seed=3) and a != gen.sample_problems(scenes, 24, seed=4)
+    assert {p.task_type for p in a} == set(gen.TASK_TYPES.values())
+    game = gen.game_data(a[0], scenes[a[0].scene_key])
+    assert "(:goal" in game["pddl_problem"] and f"{a[0].object_target}Type" in game["pddl_problem"]
+    assert "UNKNOWN GOAL" not in game["grammar"]
+
+
+def test_missing_data_message(tmp_path):
+    with pytest.raises(FileNotFoundError, match="alfworld-download.*--generate"):
+        agentgym.make("ALFWorld-v0", split="eval_in_distribution")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        agentgym.make("ALFWorld-v0", split="eval_in_distribution", data_dir=str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="task type"):
+        agentgym.make("ALFWorld-v0", task_types=[9])
+
+
+@needs_data
+def test_valid_seen_matches_alfworlds_own_expert_log(monkeypatch):
+    """Observations and admissible commands equal those ALFWorld 0.4.2 recorded on the same games."""
+    monkeypatch.setenv("ALFWORLD_DATA", str(SHARED))
+    env = agentgym.make("ALFWorld-v0", split="eval_in_distribution")
+    files = env.unwrapped.games
+    assert len(files) == 140
+    assert {games_task(f) for f in files} == set(gen.TASK_TYPES.values())
+    log = {json.loads(line)["game"]: json.loads(line) for line in (SHARED / "expert" / "valid_seen_expert.jsonl").open()}
+    checked = 0
+    for seed, path in enumerate(files):
+        rec = log.get(str(Path(path).parent.relative_to(SHARED)))
+        if rec is None or not rec["won"] or len(rec["steps"]) > 12:
+            continue
+        obs, info = env.reset(seed=seed)
+        assert obs == rec["initial_observation"].split("\n\n", 1)[1]
+        for step in rec["steps"]:
+            assert info["admissible_actions"] == step["admissible_commands"]
+            obs, reward, term, trunc, info = env.step(step["action"])
+            assert obs == step["observation"]
+        assert term and info["success"] is True
+        checked += 1
+        if checked == 2:
+            break
+    assert checked == 2
+    env.close()
+
+
+def games_task(path: str) -> str:
+    return Path(path).parent.parent.name.split("-")[0]
+
+
+@needs_data
+def test_corrupt_game_is_skipped_with_a_warning(tmp_path):
+    split = tmp_path / "json_2.1.1" / "valid_seen"
+    good = sorted(VALID_SEEN.glob("look_at_obj_in_light-*/*"))[0]
+    shutil.copytree(good, split / good.parent.name / good.name)
+    bad_json = split / "pick_and_place_simple-A-None-B-1" / "trial_x"
+    bad_json.mkdir(parents=True)
+    (bad_json / "traj_data.json").write_text("{}")
+    (bad_json / "game.tw-pddl").write_text("{not json")
+    bad_pddl = split / "pick_and_place_simple-A-None-B-1" / "trial_y"
+    bad_pddl.mkdir(parents=True)
+    (bad_pddl / "traj_data.json").write_text("{}")
+    (bad_pddl / "game.tw-pddl").write_text(json.dumps({"solvable": True, "pddl_domain": "(oops", "grammar": "",
+                                                       "pddl_problem": "(oops"}))
+    with pytest.warns(UserWarning, match="trial_x"):
+        env = agentgym.make("ALFWorld-v0", split="eval_in_distribution", data_dir=str(tmp_path))
+    assert len(env.unwrapped.games) == 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        obs, info = env.reset(seed=1)          # seed 1 is the broken PDDL: skipped to the next game
+    assert any("trial_y" in str(w.message) for w in caught)
+    assert info["task_type"] == "look_at_obj_in_light" and "Your task is to" in obs
+    env.close()
+
+
+@needs_data
+def test_eval_seeds_route_to_valid_seen(monkeypatch):
+    monkeypatch.setenv("ALFWORLD_DATA", str(SHARED))
+    env = agentgym.make("ALFWorld-v0", eval_split="eval_in_distribution", eval_seeds=[100000, 110000])
+    _, train_info = env.reset(seed=7)
+    _, eval_info = env.reset(seed=100003)
+    assert "/generated/" in train_info["gamefile"].replace("\\", "/")
+    assert eval_info["gamefile"] == env.unwrapped.eval_games[3] and "valid_seen" in eval_info["gamefile"]
+    env.close()
+
+
+def test_expert_trajectories_for_bc(tmp_path):
+    from agentgym.trajectory import load_jsonl
+    out = tmp_path / "expert.jsonl"
+    metrics = alf_data.expert_trajectories(3, out, seed=0, num_envs=1)
+    trajs = load_jsonl(out)
+    assert metrics["episodes"] == 3 and len(trajs) >= 2
+    for t in trajs:
+        assert t.success and t.turns and all(turn.action for turn in t.turns)
+        assert all(turn.action in turn.info["admissible_actions"] for turn in t.turns)
+
+
+def test_data_cli_check(capsys, monkeypatch):
+    assert alf_data.main(["--check"]) == 0
+    assert "none" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        alf_data.main(["--generate", "2"])     # --out is required
+
+
+@pytest.mark.slow
+def test_generator_writes_a_solvable_game_the_env_plays(tmp_path):
+    kept = alf_data.generate(1, tmp_path, seed=11, task_types=["pick_and_place_simple"], timeout_s=60, log=lambda s: None)
+    assert len(kept) == 1
+    problem, walkthrough = kept[0]
+    env = agentgym.make("ALFWorld-v0", data_dir=str(tmp_path))
+    assert len(env.unwrapped.games) == 1 and problem.name in env.unwrapped.games[0]
+    obs, info = env.reset(seed=0)
+    for action in walkthrough:
+        obs, reward, term, trunc, info = env.step(action)
+    assert term and info["success"] is True
+    env.close()
