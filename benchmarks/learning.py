@@ -1,7 +1,7 @@
 """Learning curves with the embedded default model on CPU: GRPO and PPO (or any algorithms)
 against random and the scripted expert, success rate against environment steps, for any env.
 
-    python benchmarks/learning.py [--env minihack] [--iterations 20] [--algos grpo ppo] [key=value ...]
+    python benchmarks/learning.py [--env minihack] [--iterations 20] [--algos grpo,ppo] [key=value ...]
     python benchmarks/learning.py --env webshop --iterations 8 --algos grpo train.warm_start.episodes=64
 
 The key=value overrides apply to every run and to the random/expert baselines (same eval seeds).
@@ -81,7 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default="minihack")
     parser.add_argument("--iterations", type=int, default=20)
-    parser.add_argument("--algos", nargs="+", default=["grpo", "ppo"])
+    parser.add_argument("--algos", type=lambda s: s.split(","), default=["grpo", "ppo"], help="comma-separated, e.g. grpo,ppo")
     parser.add_argument("--name", default=None, help="result file name (default: <env family>_learning)")
     parser.add_argument("overrides", nargs="*", help="extra key=value overrides for every run")
     args = parser.parse_args()
