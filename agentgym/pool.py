@@ -410,8 +410,9 @@ def pool_from_config(cfg: Any, *, with_expert: bool = False, num_envs: int | Non
 
     r = cfg.rollout
     env_kwargs = OmegaConf.to_container(cfg.env.kwargs)
-    if for_eval:
-        env_kwargs.update(OmegaConf.to_container(cfg.eval.get("env_kwargs") or {}))
+    eval_kwargs = cfg.eval.get("env_kwargs") if for_eval else None
+    if eval_kwargs:
+        env_kwargs.update(OmegaConf.to_container(eval_kwargs))
     return make_pool(str(cfg.env.id), int(num_envs or r.num_envs), backend=str(r.pool),
                      num_workers=int(r.num_workers), env_kwargs=env_kwargs,
                      max_turns=cfg.env.max_turns, step_timeout_s=float(r.step_timeout_s), with_expert=with_expert,
