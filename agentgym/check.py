@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 
 from agentgym.core import INFO_KEYS, TextSpace, has_capability
-from agentgym.registry import make, resolve_id
+from agentgym.registry import make, resolve_id, spec
 
 
 @dataclass
@@ -47,10 +47,25 @@ def _run(check: str, problems: list[Problem], fn, hint: str) -> None:
         problems.append(Problem(check, f"raised {type(e).__name__}: {e} (at {where.filename}:{where.lineno}). {hint}"))
 
 
+def episode_cap(env_id: str, max_steps: int = 200) -> int:
+    """Steps a random episode may take before check-env calls it endless.
+
+    ``make`` truncates at the spec's ``max_turns``, so an episode of an env registered with a longer
+    limit than ``max_steps`` (Overcooked's 400 ticks) must end by that limit; an env without one keeps
+    ``max_steps``. The cap never drops below ``max_steps``, so no env's check gets weaker.
+    """
+    limit = spec(env_id).max_turns
+    return max(max_steps, int(limit)) if limit else max_steps
+
+
 def check_env(env_id: str, *, seed: int = 0, fuzz: int = 200, max_steps: int = 200) -> list[Problem]:
-    """Return the contract violations of a registered env (an empty list means it passes)."""
+    """Return the contract violations of a registered env (an empty list means it passes).
+
+    ``max_steps`` caps the random episode, raised to the env's registered ``max_turns`` (``episode_cap``).
+    """
     problems: list[Problem] = []
     env_id = resolve_id(env_id)
+    cap = episode_cap(env_id, max_steps)
     try:
         env = make(env_id)
     except Exception as e:
@@ -101,7 +116,7 @@ def check_env(env_id: str, *, seed: int = 0, fuzz: int = 200, max_steps: int = 2
     def episode_runs():
         rng = random.Random(seed)
         obs, info = env.reset(seed=seed)
-        for _ in range(max_steps):
+        for _ in range(cap):
             actions = info.get("admissible_actions") or ["look"]
             obs, reward, terminated, truncated, info = env.step(rng.choice(actions))
             assert isinstance(obs, str), "step() returned a non-str observation."
@@ -111,7 +126,7 @@ def check_env(env_id: str, *, seed: int = 0, fuzz: int = 200, max_steps: int = 2
                 assert isinstance(info.get("success"), bool), (
                     "the final step's info has no bool 'success'; set it when the episode ends.")
                 return
-        raise AssertionError(f"a random episode did not end within {max_steps} steps; register a max_turns.")
+        raise AssertionError(f"a random episode did not end within {cap} steps; register a max_turns.")
     _run("episode", problems, episode_runs, "")
 
     def malformed():

@@ -67,7 +67,8 @@ class OvercookedGame(ParallelEnv):
     layout:          one of LAYOUTS (or any overcooked-ai layout file name)
     horizon:         episode length in engine ticks (the papers use 400)
     action_level:    "skill" or "primitive"
-    obs_style:       "objects" (ProAgent-style scene) or "grid" (ASCII map with legend)
+    obs_style:       "objects" (ProAgent-style scene) or "grid" (ReAd's map and position lines; the
+                     layout and legend go in the instruction)
     reward_shaping:  weight of the engine's shaped reward (0 = sparse delivery reward only)
     target_soups:    soups needed for success (default: per layout, scaled with the horizon)
     old_dynamics:    pots start cooking by themselves when full (the pre-2020 rules ProAgent used);
@@ -255,7 +256,10 @@ class OvercookedGame(ParallelEnv):
         shaped = sum(info["shaped_reward_by_agent"])
         self.tick += 1
         self.score += sparse
-        self.soups += sum(info["event_infos"]["soup_delivery"])
+        # a soup counts when it pays: the engine also delivers (for 0 points) soups that match no order,
+        # e.g. a pot started with 1 or 2 onions
+        self.soups += sum(d and r > 0 for d, r in zip(info["event_infos"]["soup_delivery"],
+                                                       info["sparse_reward_by_agent"]))
         for a in self.possible_agents:
             rewards[a] += float(sparse + self.reward_shaping * shaped)
 
@@ -268,13 +272,14 @@ class OvercookedGame(ParallelEnv):
         level = ("Each action is a skill that the chef carries out over several ticks."
                  if self.action_level == "skill" else "Each action is one move (north, south, east, west, stay) or "
                  "interact with the tile you face.")
-        return (f"{who} Make onion soup: put 3 onions in a pot, {cook}; it cooks for 20 ticks. Fill a dish with the "
-                f"soup and deliver it at the serving counter (S) for 20 points. Deliver at least {self.target} "
+        text = (f"{who} Make onion soup: put 3 onions in a pot, {cook}; it cooks for 20 ticks. Fill a dish with the "
+                f"soup and deliver it at the serving counter (S) for 20 points (a soup started with fewer onions earns nothing). Deliver at least {self.target} "
                 f"soup{'s' if self.target > 1 else ''} in {self.horizon} ticks. {level}")
+        return f"{text}\n{render.layout_text(self.mdp)}" if self.obs_style == "grid" else text
 
     def render_state(self, viewer: int | None) -> str:
         if self.obs_style == "grid":
-            body = render.grid_text(self.mdp, self.state, viewer, self.old_dynamics)
+            body = render.grid_text(self.mdp, self.state, viewer)
         else:
             body = render.objects_text(self.mdp, self.state, viewer, self.planner, self.old_dynamics)
         status = (f"Tick {self.tick}/{self.horizon}. Soups delivered: {self.soups} (target {self.target}), "

@@ -40,7 +40,10 @@ def test_primitive_level_both_chefs_act_every_tick_and_moves_follow_the_engine()
     start = game.state.players[0].position        # chef_0 starts at (1, 2) in cramped_room
     obs, rewards, *_ , infos = game.step({"chef_0": "north", "chef_1": "stay"})
     assert game.state.players[0].position == (start[0], start[1] - 1) and game.tick == 1
-    assert "0" in obs["chef_0"].splitlines()[2 + start[1] - 1]     # the grid row shows the chef moved
+    # ReAd's lines are (row, col); the engine's state_string row shows chef 0 facing north (↑0)
+    assert f"Agent0 local: ({start[1] - 1}, {start[0]}), direction: north, hold: nothing" in obs["chef_0"]
+    grid_rows = obs["chef_0"].split("[Current Env state]:\n")[1].split("\n\n")
+    assert "↑0" in grid_rows[start[1] - 1] and "↑0" not in grid_rows[start[1]]
     obs, rewards, *_, infos = game.step({"chef_0": "fly away", "chef_1": "stay"})
     assert infos["chef_0"]["invalid_action"] and not infos["chef_1"]["invalid_action"]
     assert "Invalid action" in obs["chef_0"] and game.tick == 2
@@ -100,7 +103,9 @@ def test_both_text_styles_describe_the_same_state():
     objs = OvercookedGame(obs_style="objects")
     g_obs, _ = grid.reset(seed=0)
     o_obs, _ = objs.reset(seed=0)
-    assert "Legend:" in g_obs["chef_0"] and "XXPXX" in g_obs["chef_0"]
+    assert "[Current Env state]:" in g_obs["chef_0"] and "Cook station local (0, 2)" in g_obs["chef_0"]
+    assert "XXPXX" in grid.instruction(0) and "[Character meaning]" in grid.instruction(0)
+    assert "[Character meaning]" not in objs.instruction(0)
     assert "<You> (chef_0) hold nothing" in o_obs["chef_0"] and "<Pot 0> empty" in o_obs["chef_0"]
     assert "Distances from you" in o_obs["chef_1"]
 
@@ -197,3 +202,22 @@ def test_human_human_2020_sample_replays_to_the_logged_scores():
             assert sum(info["sparse_reward_by_agent"]) == reward
             score += reward
         assert score == rows.score.max() > 0, f"{layout}: replayed {score}, logged {rows.score.max()}"
+
+
+def test_a_soup_that_matches_no_order_is_delivered_but_does_not_count():
+    # 1.1.0 lets a chef start cooking a 1-onion pot; the engine delivers that soup for 0 points, and it
+    # must not count toward the target (it once did, through the engine's soup_delivery event)
+    game = OvercookedGame(layout="cramped_room", horizon=200)
+    _, infos = game.reset(seed=0)
+    for skill in ["pick up onion", "put onion in pot", "start cooking", "pick up dish", "fill dish with soup",
+                  "deliver soup"]:
+        while not infos["chef_0"]["acting"]:
+            _, _, _, _, infos = game.step({"chef_1": "wait"})
+        assert skill in infos["chef_0"]["admissible_actions"]
+        actions = {"chef_0": skill, **({"chef_1": "wait"} if infos["chef_1"]["acting"] else {})}
+        _, rewards, _, _, infos = game.step(actions)
+        assert rewards["chef_0"] == 0.0
+    while not infos["chef_0"]["acting"]:
+        _, _, _, _, infos = game.step({"chef_1": "wait"})
+    assert game.state.players[0].held_object is None        # the 1-onion soup left through the serving counter
+    assert game.soups == 0 and game.score == 0
