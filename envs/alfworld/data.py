@@ -2,6 +2,7 @@
 
     agentgym data alfworld --check [--data-dir DIR]        count the games of each split
     agentgym data alfworld --generate 50 --out DIR         50 new solvable games (ALFWorld layout)
+        [--expert-check 50]      keep only games ALFWorld's handcoded expert wins within 50 steps
     agentgym data alfworld --expert-trajectories x.jsonl --episodes 20   expert demos for BC
         [--scenes FOLDER_OF_ALFRED_TRIALS] [--seed 0] [--task-types 1,3,6] [--jobs 2]
 
@@ -25,27 +26,31 @@ def _plan_child(problem: gen.Problem, scene: str, conn) -> None:
     conn.send(gen.plan(gen.game_data(problem, scene)))
 
 
-def _solve_all(items: list[tuple[gen.Problem, str]], jobs: int, timeout_s: float):
+def _solve_all(items: list[tuple[gen.Problem, str]], jobs: int, timeout_s: float, wanted=lambda p: True):
     """Yield (problem, plan or None) in order, planning ``jobs`` at a time in child processes;
-    a planner still running after ``timeout_s`` is stopped and counts as unsolved."""
+    a planner still running after ``timeout_s`` is stopped and counts as unsolved. A problem for
+    which ``wanted(problem)`` is false when a planner slot frees up is skipped unplanned."""
     ctx = mp.get_context("fork")
     running: list = []
     todo = list(items)
     try:
-        yield from _drain(ctx, running, todo, jobs, timeout_s)
+        yield from _drain(ctx, running, todo, jobs, timeout_s, wanted)
     finally:
         for _, proc, _, _ in running:
             proc.terminate()
 
 
-def _drain(ctx, running: list, todo: list, jobs: int, timeout_s: float):
+def _drain(ctx, running: list, todo: list, jobs: int, timeout_s: float, wanted):
     while todo or running:
+        todo[:] = [item for item in todo if wanted(item[0])]
         while todo and len(running) < max(1, jobs):
             problem, scene = todo.pop(0)
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(target=_plan_child, args=(problem, scene, send), daemon=True)
             proc.start()
             running.append((problem, proc, recv, time.monotonic()))
+        if not running:
+            return
         problem, proc, recv, start = running.pop(0)
         result = None
         if recv.poll(max(0.0, timeout_s - (time.monotonic() - start))):
@@ -58,27 +63,64 @@ def _drain(ctx, running: list, todo: list, jobs: int, timeout_s: float):
         yield problem, result
 
 
+def expert_knows(problem: gen.Problem) -> bool:
+    """ALFWorld's handcoded expert looks for an object only in the receptacles its prior table lists
+    for that type; a type missing from the table (e.g. TeddyBear) it can never find."""
+    from alfworld.agents.expert.handcoded_expert import BasePolicy
+    return bool(BasePolicy.OBJECT_TO_VAL_RECEPTACLE.get(problem.object_target.lower()))
+
+
+def expert_steps(game_file: str | Path, max_steps: int = 50) -> int | None:
+    """Steps ALFWorld's handcoded expert takes to win the game, or None when it does not within ``max_steps``."""
+    from agentgym.envs.alfworld.env import AlfWorldEnv
+    env = AlfWorldEnv(split="train")
+    env.games = [str(game_file)]
+    try:
+        env.reset(seed=0)
+        for step in range(1, max_steps + 1):
+            _, reward, done, _, _ = env.step(env.expert_action())
+            if done:
+                return step if reward > 0 else None
+        return None
+    finally:
+        env.close()
+
+
 def generate(n: int, out: Path | None, *, seed: int = 0, scenes_from: str | None = None,
              task_types: list[str] | None = None, jobs: int = 1, oversample: float = 2.0, timeout_s: float = 30.0,
-             log=print) -> list[tuple[gen.Problem, list[str]]]:
+             expert_max_steps: int = 0, log=print) -> list[tuple[gen.Problem, list[str]]]:
     """Draw problems, keep the first ``n`` that Fast Downward solves (balanced over task types
-    while candidates last), write them under ``out`` when given. Returns (problem, plan) pairs."""
+    while candidates last), write them under ``out`` when given. Returns (problem, plan) pairs.
+    ``expert_max_steps`` > 0 also drops problems ALFWorld's handcoded expert cannot win within that
+    many steps (the embedded set, so expert warm starts and tests work on every game)."""
+    import tempfile
     scenes = gen.load_scenes(scenes_from)
     wanted = task_types or list(gen.TASK_TYPES.values())
     candidates = gen.sample_problems(scenes, int(n * oversample) + len(wanted), seed=seed, task_types=wanted)
+    if expert_max_steps:
+        candidates = [p for p in candidates if expert_knows(p)]
     quota = {t: -(-n // len(wanted)) for t in wanted}
     kept: list[tuple[gen.Problem, list[str]]] = []
-    for problem, walkthrough in _solve_all([(p, scenes[p.scene_key]) for p in candidates], jobs, timeout_s):
-        if len(kept) >= n:
-            break
-        if not walkthrough or quota[problem.task_type] <= 0:
-            log(f"  skip {problem.name} ({'no plan' if not walkthrough else 'task type full'})")
-            continue
-        quota[problem.task_type] -= 1
-        kept.append((problem, walkthrough))
-        if out is not None:
-            gen.write_game(problem, scenes[problem.scene_key], out / "json_2.1.1" / "train", walkthrough)
-        log(f"  [{len(kept)}/{n}] {problem.name}: {len(walkthrough)}-step plan")
+    with tempfile.TemporaryDirectory() as scratch:
+        items = [(p, scenes[p.scene_key]) for p in candidates]
+        for problem, walkthrough in _solve_all(items, jobs, timeout_s, wanted=lambda p: quota[p.task_type] > 0):
+            if len(kept) >= n:
+                break
+            if not walkthrough or quota[problem.task_type] <= 0:
+                log(f"  skip {problem.name} ({'no plan' if not walkthrough else 'task type full'})")
+                continue
+            if expert_max_steps:
+                game = gen.write_game(problem, scenes[problem.scene_key], Path(scratch), walkthrough)
+                steps = expert_steps(game, expert_max_steps)
+                if steps is None:
+                    log(f"  skip {problem.name} (handcoded expert does not win in {expert_max_steps} steps)")
+                    continue
+            quota[problem.task_type] -= 1
+            kept.append((problem, walkthrough))
+            if out is not None:
+                gen.write_game(problem, scenes[problem.scene_key], out / "json_2.1.1" / "train", walkthrough)
+            log(f"  [{len(kept)}/{n}] {problem.name}: {len(walkthrough)}-step plan"
+                + (f", expert wins in {steps}" if expert_max_steps else ""))
     return kept
 
 
@@ -120,6 +162,8 @@ def main(argv: list[str]) -> int:
                     help="run ALFWorld's expert and save its won episodes as agentgym trajectories")
     ap.add_argument("--episodes", type=int, default=20, help="episodes for --expert-trajectories")
     ap.add_argument("--split", default="train", help="split for --expert-trajectories")
+    ap.add_argument("--expert-check", type=int, default=0, metavar="STEPS",
+                    help="keep only games ALFWorld's handcoded expert wins within STEPS steps (0: no check)")
     ap.add_argument("--embed", action="store_true", help=argparse.SUPPRESS)   # maintainers: rebuild the embedded set
     args = ap.parse_args(argv)
     try:
@@ -131,9 +175,11 @@ def main(argv: list[str]) -> int:
             ap.error("--generate needs --out DIR (the data folder to write json_2.1.1/train into).")
         out = Path(args.out).expanduser() if args.out else None
         kept = generate(args.generate, out, seed=args.seed, scenes_from=args.scenes, task_types=task_types,
-                        jobs=args.jobs, timeout_s=args.timeout)
-        if args.embed:
+                        jobs=args.jobs, timeout_s=args.timeout, expert_max_steps=args.expert_check)
+        if args.embed:   # with --task-types, only the rows of those types are replaced
             rows = [{**p.__dict__, "walkthrough": w} for p, w in kept]
+            if task_types:
+                rows = [r for r in games.embedded_problems() if r["task_type"] not in task_types] + rows
             games.EMBEDDED_PROBLEMS.write_text(json.dumps(rows, indent=0))
             print(f"wrote {len(rows)} problems to {games.EMBEDDED_PROBLEMS}")
         if out is not None:

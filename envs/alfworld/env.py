@@ -11,14 +11,17 @@ the first observation, as ReAct and verl-agent do. Success is the game's own ``w
 
 Differences from stepping textworld directly, all for speed and robustness: a command that is not
 admissible is answered "Nothing happens." without calling the engine (the engine would answer the
-same and leave the state unchanged, after recomputing every admissible command), and a
-``think: ...`` line answers "OK." without advancing the game, as in ReAct.
+same and leave the state unchanged, after recomputing every admissible command), a
+``think: ...`` line answers "OK." without advancing the game, as in ReAct, and Fast Downward's
+PDDL->SAS translation is memoized per process so a reset of a recent game skips it.
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+import sys
 import warnings
 from typing import Any
 
@@ -40,35 +43,35 @@ SYSTEM_PROMPT = (
 
 
 class AlfWorldEnv(TextEnv):
-    """One ALFWorld game per episode; the reset seed picks the game of the split (seed mod #games).
+    """One ALFWorld game per episode; the reset seed picks the game of the split (``game_index``).
 
     ``split``: train | eval_in_distribution | eval_out_of_distribution. ``data_dir``: an ALFWorld
     data folder (default $ALFWORLD_DATA); for ``train`` without real training games the embedded
     generated games are used. ``task_types``: ids 1-6 or names to keep. ``expert_type``: handcoded
     (ALFWorld's scripted expert), planner (Fast Downward, replanned each step; slow) or none.
-    ``eval_split`` + ``eval_seeds``: reset seeds in ``[start, stop)`` (the trainer's eval seeds)
-    draw from ``eval_split`` instead, so a training run logs success on valid_seen.
+    ``fallback_split``: when ``split``'s games are missing (no data folder), warn with the
+    missing-data message and play this split instead of raising; the config's evaluation
+    (``eval.env_kwargs``) uses it so an offline training run still evaluates, on training games.
     """
 
     system_prompt = SYSTEM_PROMPT
 
     def __init__(self, split: str = "train", data_dir: str | None = None, task_types: Any = None,
-                 expert_type: str = "handcoded", eval_split: str | None = None,
-                 eval_seeds: tuple[int, int] = (100000, 110000), render_mode: str | None = None):
+                 expert_type: str = "handcoded", fallback_split: str | None = None, render_mode: str | None = None):
         if expert_type not in ("handcoded", "planner", "none"):
             raise ValueError(f"expert_type must be 'handcoded', 'planner' or 'none', got {expert_type!r}.")
         self.render_mode = render_mode
         self.split, self.data_dir, self.expert_type = split, data_dir, expert_type
         self.task_types = games.parse_task_types(task_types)
-        self.games = self._games(split)
-        self.eval_games: list[str] = []
-        if eval_split:
-            try:
-                self.eval_games = self._games(eval_split)
-            except FileNotFoundError as e:
-                warnings.warn(f"ALFWorld eval_split={eval_split!r} unavailable; eval seeds use {split} games. "
-                              f"{str(e).splitlines()[0]}", stacklevel=2)
-        self.eval_seeds = (int(eval_seeds[0]), int(eval_seeds[1]))
+        try:
+            self.games = self._games(split)
+        except FileNotFoundError as e:
+            if not fallback_split or fallback_split == split:
+                raise
+            warnings.warn(f"ALFWorld split {split!r} is unavailable, playing {fallback_split!r} games instead "
+                          f"(fallback_split). {e}", stacklevel=2)
+            self.split = fallback_split
+            self.games = self._games(fallback_split)
         self._tw = None
         self._loaded: str | None = None
         self._random = random.Random(0)     # the handcoded expert's tie-breaking draws
@@ -91,14 +94,9 @@ class AlfWorldEnv(TextEnv):
             return rows
         return games.collect_games(split, self.data_dir, self.task_types)
 
-    def _pick(self, seed: int | None) -> tuple[list, int]:
-        if seed is not None and self.eval_games and self.eval_seeds[0] <= seed < self.eval_seeds[1]:
-            return self.eval_games, seed - self.eval_seeds[0]
-        index = int(seed) if seed is not None else int(self.np_random.integers(2**31))
-        return self.games, index
-
     def _engine(self):
         if self._tw is None:
+            _memoize_pddl_translation()
             import textworld
             from textworld.envs.wrappers import Filter, GenericEnvironment
             from alfworld.agents.environment.alfred_tw_env import AlfredDemangler, AlfredInfos
@@ -122,11 +120,20 @@ class AlfWorldEnv(TextEnv):
             self._random.setstate(random.getstate())
             random.setstate(saved)
 
-    def _load(self, pool: list, index: int) -> tuple[str, Any]:
-        """Load and reset game ``index`` (mod len); a corrupt game is skipped with a warning naming it."""
+    def game_index(self, seed: int) -> int:
+        """Index into ``self.games`` of the game reset seed ``seed`` plays: position ``seed mod n`` of
+        a fixed shuffle of the sorted list (``random.Random(n)``), so any run of consecutive seeds (the
+        trainer's eval seeds ``eval.seed + i``) mixes the task types instead of taking them in
+        folder order; seeds 0..n-1 still play every game once."""
+        n = len(self.games)
+        return random.Random(n).sample(range(n), n)[int(seed) % n]
+
+    def _load(self, index: int) -> tuple[str, Any]:
+        """Load and reset the game of seed ``index``; a corrupt game is skipped (to the next seed's
+        game) with a warning naming it."""
         engine = self._engine()
-        for attempt in range(min(len(pool), 20)):
-            entry = pool[(index + attempt) % len(pool)]
+        for attempt in range(min(len(self.games), 20)):
+            entry = self.games[self.game_index(index + attempt)]
             try:
                 path = games.embedded_game(entry) if isinstance(entry, dict) else entry
                 if path != self._loaded:
@@ -138,14 +145,14 @@ class AlfWorldEnv(TextEnv):
                 self._loaded = None
                 warnings.warn(f"ALFWorld: skipping corrupt game file {entry if isinstance(entry, str) else entry.get('scene_key')} "
                               f"({type(e).__name__}: {str(e)[:200]})", stacklevel=3)
-        raise RuntimeError(f"ALFWorld: {min(len(pool), 20)} game files in a row failed to load; check the data folder.")
+        raise RuntimeError(f"ALFWorld: {min(len(self.games), 20)} game files in a row failed to load; check the data folder.")
 
     # --- gym API ---------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[str, dict]:
         super().reset(seed=seed)
         self._random = random.Random(seed)
-        pool, index = self._pick(seed)
-        self.gamefile, (obs, infos) = self._load(pool, index)
+        index = int(seed) if seed is not None else int(self.np_random.integers(2**31))
+        self.gamefile, (obs, infos) = self._load(index)
         self._state = infos
         self._done = False
         self.task_type = _task_type(self.gamefile)
@@ -172,7 +179,8 @@ class AlfWorldEnv(TextEnv):
 
     def _info(self, *, invalid: bool, won: bool) -> dict[str, Any]:
         info = {"instruction": self.instruction, "admissible_actions": list(self._state.get("admissible_commands", [])),
-                "invalid_action": invalid, "task_type": self.task_type, "gamefile": self.gamefile, "won": won,
+                "invalid_action": invalid, "task_type": self.task_type, "gamefile": self.gamefile, "split": self.split,
+                "won": won,
                 "success": won}
         return info
 
@@ -210,6 +218,37 @@ def _safe_expert_wrapper():
                 self.state["extra.expert_plan"] = ["look"]
 
     return SafeAlfredExpert
+
+
+def _memoize_pddl_translation() -> None:
+    """Cache Fast Downward's PDDL->SAS translation per process.
+
+    textworld's ``PddlState`` runs ``fast_downward.pddl2sas`` twice (plain and optimized) on every
+    ``load`` and again on every ``reset`` of the same game: about 1-2 s of pure-Python translation
+    that always gives the same result for the same (domain, problem). Memoizing it turns a reset of a
+    recently played game into reloading the SAS text into the C planner, with identical observations.
+    The translation also overwrites ``sys.argv``; the cached version restores it.
+    """
+    import fast_downward
+
+    if getattr(fast_downward.pddl2sas, "agentgym_cached", False):
+        return
+    translate = fast_downward.pddl2sas
+
+    @functools.lru_cache(maxsize=64)
+    def cached(domain: str, problem: str, optimize: bool):
+        argv = list(sys.argv)
+        try:
+            return translate(domain, problem, optimize=optimize)
+        finally:
+            sys.argv[:] = argv
+
+    def pddl2sas(domain: str, problem: str, verbose: bool = False, optimize=False):
+        return cached(domain, problem, bool(optimize))
+
+    pddl2sas.agentgym_cached = True
+    pddl2sas.cache_info = cached.cache_info
+    fast_downward.pddl2sas = pddl2sas
 
 
 def _task_type(gamefile: str) -> str:

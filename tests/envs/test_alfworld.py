@@ -43,11 +43,12 @@ def test_default_is_offline_generated_games():
     env = agentgym.make("ALFWorld-v0")
     rows = games.embedded_problems()
     assert len(env.unwrapped.games) == len(rows) >= 10
-    assert len({r["task_type"] for r in rows} & set(gen.TASK_TYPES.values())) >= 5
+    assert {r["task_type"] for r in rows} == set(gen.TASK_TYPES.values())   # pick-two included
+    assert sum(f.stat().st_size for f in gen.RESOURCES.iterdir()) < 2_000_000
     obs, info = env.reset(seed=0)
     assert obs.startswith("You are in the middle of a room.") and "-= Welcome" not in obs
     assert f"Your task is to: {info['instruction']}" in obs
-    assert info["task_type"] == rows[0]["task_type"] and info["invalid_action"] is False
+    assert info["task_type"] == rows[env.unwrapped.game_index(0)]["task_type"] and info["invalid_action"] is False
     assert info["success"] is False and info["admissible_actions"] == sorted(info["admissible_actions"])
     assert any(a.startswith("go to ") for a in info["admissible_actions"])
     assert has_capability(env, "expert_action")
@@ -71,6 +72,23 @@ def test_think_and_invalid_commands():
     env.close()
 
 
+def test_reset_reuses_the_pddl_translation():
+    """Re-playing a game reuses Fast Downward's memoized PDDL->SAS translation (no new translation)
+    and gives the same observation as the first play; sys.argv survives the translator."""
+    import sys
+    import fast_downward
+    argv = list(sys.argv)
+    env = agentgym.make("ALFWorld-v0")
+    first, _ = env.reset(seed=2)
+    env.step(env.unwrapped.expert_action())
+    before = fast_downward.pddl2sas.cache_info()
+    again, _ = env.reset(seed=2)
+    after = fast_downward.pddl2sas.cache_info()
+    assert again == first and after.misses == before.misses and after.hits >= before.hits + 2
+    assert sys.argv == argv
+    env.close()
+
+
 def test_parse_action():
     assert parse_action("Action: go to desk 1") == "go to desk 1"
     assert parse_action("  >  take  Mug 1 from  desk 1 ") == "take mug 1 from desk 1"
@@ -78,8 +96,12 @@ def test_parse_action():
     assert parse_action(None) is None and parse_action("   \n ") is None and parse_action("a" * 600) is None
 
 
-@pytest.mark.parametrize("task_type,seed", [("look_at_obj_in_light", 1), ("pick_clean_then_place_in_recep", 0)])
+@pytest.mark.parametrize("task_type,seed", [
+    ("look_at_obj_in_light", 1), ("pick_clean_then_place_in_recep", 0),
+    *[pytest.param(t, 2, marks=pytest.mark.slow) for t in ("pick_and_place_simple", "pick_heat_then_place_in_recep",
+                                                           "pick_cool_then_place_in_recep", "pick_two_obj_and_place")]])
 def test_expert_solves_generated_games(task_type, seed):
+    """The embedded set keeps only games ALFWorld's handcoded expert wins within 50 steps."""
     env = agentgym.make("ALFWorld-v0", task_types=[task_type])
     info, reward, steps = run_expert(env, seed=seed)
     assert info["task_type"] == task_type
@@ -89,6 +111,9 @@ def test_expert_solves_generated_games(task_type, seed):
 
 def test_seed_picks_the_game_deterministically():
     env = agentgym.make("ALFWorld-v0")
+    n = len(env.unwrapped.games)
+    assert sorted(env.unwrapped.game_index(s) for s in range(n)) == list(range(n))   # every game once
+    assert [env.unwrapped.game_index(s) for s in range(n)] != list(range(n))          # not folder order
     a = [env.reset(seed=s)[1]["gamefile"] for s in (3, 4, 3)]
     assert a[0] == a[2] and a[0] != a[1]
     first = run_expert(env, 5)
@@ -143,7 +168,8 @@ def test_valid_seen_matches_alfworlds_own_expert_log(monkeypatch):
     assert {games_task(f) for f in files} == set(gen.TASK_TYPES.values())
     log = {json.loads(line)["game"]: json.loads(line) for line in (SHARED / "expert" / "valid_seen_expert.jsonl").open()}
     checked = 0
-    for seed, path in enumerate(files):
+    for seed in range(len(files)):
+        path = files[env.unwrapped.game_index(seed)]
         rec = log.get(str(Path(path).parent.relative_to(SHARED)))
         if rec is None or not rec["won"] or len(rec["steps"]) > 12:
             continue
@@ -184,20 +210,41 @@ def test_corrupt_game_is_skipped_with_a_warning(tmp_path):
     assert len(env.unwrapped.games) == 2
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        obs, info = env.reset(seed=1)          # seed 1 is the broken PDDL: skipped to the next game
+        broken = next(s for s in range(2) if "trial_y" in env.unwrapped.games[env.unwrapped.game_index(s)])
+        obs, info = env.reset(seed=broken)     # the broken PDDL: skipped to the next seed's game
     assert any("trial_y" in str(w.message) for w in caught)
     assert info["task_type"] == "look_at_obj_in_light" and "Your task is to" in obs
     env.close()
 
 
+def test_eval_split_falls_back_only_when_asked(tmp_path):
+    """The config's eval.env_kwargs (split=eval_in_distribution, fallback_split=train) evaluates on
+    training games with a warning when the data is missing; without fallback_split it is an error."""
+    from agentgym.config import load_config
+    from omegaconf import OmegaConf
+    cfg = load_config("alfworld", "grpo")
+    kwargs = {**OmegaConf.to_container(cfg.env.kwargs), **OmegaConf.to_container(cfg.eval.env_kwargs)}
+    assert kwargs["split"] == "eval_in_distribution"
+    with pytest.warns(UserWarning, match="(?s)'eval_in_distribution' is unavailable.*alfworld-download"):
+        env = agentgym.make("ALFWorld-v0", **kwargs)
+    assert env.unwrapped.split == "train" and env.unwrapped.games == games.embedded_problems()
+    obs, info = env.reset(seed=0)
+    assert info["split"] == "train" and "Your task is to" in obs
+    env.close()
+    with pytest.raises(FileNotFoundError, match="alfworld-download"):
+        agentgym.make("ALFWorld-v0", **{**kwargs, "fallback_split": None})
+
+
 @needs_data
-def test_eval_seeds_route_to_valid_seen(monkeypatch):
+def test_eval_env_kwargs_play_valid_seen(monkeypatch):
+    """With the data present, the same eval kwargs play the real valid_seen games and do not warn."""
     monkeypatch.setenv("ALFWORLD_DATA", str(SHARED))
-    env = agentgym.make("ALFWorld-v0", eval_split="eval_in_distribution", eval_seeds=[100000, 110000])
-    _, train_info = env.reset(seed=7)
-    _, eval_info = env.reset(seed=100003)
-    assert "/generated/" in train_info["gamefile"].replace("\\", "/")
-    assert eval_info["gamefile"] == env.unwrapped.eval_games[3] and "valid_seen" in eval_info["gamefile"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = agentgym.make("ALFWorld-v0", split="eval_in_distribution", fallback_split="train")
+    obs, info = env.reset(seed=3)
+    assert info["split"] == "eval_in_distribution" and info["gamefile"] == env.unwrapped.games[env.unwrapped.game_index(3)]
+    assert "valid_seen" in info["gamefile"]
     env.close()
 
 
@@ -210,6 +257,12 @@ def test_expert_trajectories_for_bc(tmp_path):
     for t in trajs:
         assert t.success and t.turns and all(turn.action for turn in t.turns)
         assert all(turn.action in turn.info["admissible_actions"] for turn in t.turns)
+
+
+def test_expert_knows_only_types_in_its_prior_table():
+    scene = next(iter(gen.load_scenes()))
+    assert alf_data.expert_knows(gen.Problem(scene, "pick_and_place_simple", "Apple", "CounterTop"))
+    assert not alf_data.expert_knows(gen.Problem(scene, "pick_and_place_simple", "TeddyBear", "Bed"))
 
 
 def test_data_cli_check(capsys, monkeypatch):
