@@ -214,3 +214,63 @@ register("AgentgymTest-Meet-v0", "agentgym.testing:meet_seat_env", max_turns=12,
          description="Toy multi-agent: two agents announce their cells, then walk to meet (one seat learns).")
 register("AgentgymTest-Echo-v0", "agentgym.testing:EchoEnv", max_turns=4, family="agentgym-test",
          description="Toy: open action space, echoes the action; 'stop' ends the episode.")
+
+
+class ProgressLineEnv(TextEnv):
+    """A number line whose true per-step progress is known: the SPA estimator's test bed.
+
+    The agent stands on a cell of 0..size-1 and must reach the goal cell. "left"/"right" move one
+    cell, "wait" does nothing and "jump" is a decoy that the env refuses (``invalid_action=True``;
+    free text is refused the same way). Reward 1 on reaching the goal (success), else 0.
+    ``info["progress"]`` is the true progress of the step, (d_before - d_after) / d_start, so the
+    progress of a successful episode sums to exactly its outcome 1. ``goal_side="right"`` puts the
+    goal on the last cell (progress then depends on the action alone: the easy case for tests).
+    """
+
+    system_prompt = "Walk along a number line to the goal cell. Answer with exactly one action from the list."
+    actions = ["left", "right", "wait", "jump"]
+
+    def __init__(self, size: int = 7, goal_side: str = "any"):
+        if size < 3:
+            raise ValueError(f"ProgressLineEnv needs size >= 3 cells, got size={size}.")
+        if goal_side not in ("any", "right"):
+            raise ValueError(f"goal_side must be 'any' or 'right', got {goal_side!r}.")
+        self.size, self.goal_side = size, goal_side
+        self.pos = self.goal = self.start_dist = 0
+
+    def _obs(self) -> str:
+        return f"You are on cell {self.pos}. The goal is cell {self.goal}."
+
+    def _info(self, **extra) -> dict:
+        return {"instruction": f"Reach the goal cell on the line 0..{self.size - 1}.",
+                "admissible_actions": list(self.actions), **extra}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        if self.goal_side == "right":
+            self.pos, self.goal = int(self.np_random.integers(self.size - 1)), self.size - 1
+        else:
+            self.pos, self.goal = (int(x) for x in self.np_random.choice(self.size, size=2, replace=False))
+        self.start_dist = abs(self.goal - self.pos)
+        return self._obs(), self._info()
+
+    def step(self, action: str):
+        move = {"left": -1, "right": 1, "wait": 0}.get(str(action).strip().lower())
+        if move is None:
+            obs = f"You cannot do {str(action)[:40]!r} here. {self._obs()}"
+            return obs, 0.0, False, False, self._info(invalid_action=True, progress=0.0)
+        before = abs(self.goal - self.pos)
+        self.pos = min(max(self.pos + move, 0), self.size - 1)
+        after = abs(self.goal - self.pos)
+        progress = (before - after) / self.start_dist
+        if after == 0:
+            return "You reached the goal!", 1.0, True, False, self._info(invalid_action=False, progress=progress,
+                                                                         success=True)
+        return self._obs(), 0.0, False, False, self._info(invalid_action=False, progress=progress, success=False)
+
+    def expert_action(self) -> str:
+        return "right" if self.goal > self.pos else "left"
+
+
+register("AgentgymTest-Progress-v0", "agentgym.testing:ProgressLineEnv", max_turns=8, family="agentgym-test",
+         description="Toy: walk a number line to a goal; true per-step progress in info['progress'] (SPA tests).")

@@ -75,3 +75,18 @@ class LearnerContext:
             else:
                 raise RuntimeError("This objective needs a reference policy but the loop built none "
                                    "(set needs_reference=True in the AlgoSpec).")
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE over one episode's turns ([T] each); the last turn is terminal. Returns (A, R)."""
+    T = rewards.shape[0]
+    adv = torch.zeros(T, dtype=torch.float64)
+    next_value, running = 0.0, 0.0
+    for t in reversed(range(T)):
+        nonterminal = 0.0 if t == T - 1 else 1.0
+        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
+        running = delta + gamma * lam * nonterminal * running
+        adv[t] = running
+        next_value = values[t]
+    adv = adv.float()
+    return adv, adv + values.float()

@@ -28,6 +28,7 @@ from typing import NamedTuple, Sequence
 import torch
 
 from agentgym.trainers import AlgoSpec, LearnerContext, TurnBatch, flatten_turns, register_algo
+from agentgym.trainers.batch import gae  # noqa: F401  (turn-level GAE, shared with SPA; was defined here)
 from agentgym.trajectory import Trajectory
 
 
@@ -49,21 +50,6 @@ class PPOStats(NamedTuple):
     clipfrac: torch.Tensor             # fraction of ratios outside [1 - eps, 1 + eps]
     ratio: torch.Tensor
     value_mean: torch.Tensor
-
-
-def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE over one episode's turns ([T] each); the last turn is terminal. Returns (A, R)."""
-    T = rewards.shape[0]
-    adv = torch.zeros(T, dtype=torch.float64)
-    next_value, running = 0.0, 0.0
-    for t in reversed(range(T)):
-        nonterminal = 0.0 if t == T - 1 else 1.0
-        delta = rewards[t] + gamma * next_value * nonterminal - values[t]
-        running = delta + gamma * lam * nonterminal * running
-        adv[t] = running
-        next_value = values[t]
-    adv = adv.float()
-    return adv, adv + values.float()
 
 
 def compute_advantages(trajectories: Sequence[Trajectory], cfg: PPOConfig, *, values: torch.Tensor) -> TurnBatch:

@@ -1,0 +1,393 @@
+"""SPA-RL: stepwise progress attribution, then PPO on per-turn rewards.
+
+Wang et al., "SPA-RL: Reinforcing LLM Agents via Stepwise Progress Attribution", arXiv 2505.20732.
+A delayed outcome R is redistributed over the turns of an episode by a learned progress
+estimator, so PPO gets a dense reward for every turn. Four stages, each visible in the run folder:
+
+  1. SFT: behaviour cloning on expert trajectories (the loop's warm start, train.warm_start.*,
+     and/or the JSONL file ``algo.sft_file``); checkpoint ``iter_000000`` (stage "sft").
+  2. Exploration: the warm-started policy plays ``algo.explore_episodes`` episodes, each keeping its
+     outcome R; saved as ``spa/exploration.jsonl`` (stage "explored").
+  3. Progress estimator: a copy of the policy's backbone plus a scalar head read at the last token
+     of each agent turn (prompt_t + action_t, before the end-of-turn token) predicts a
+     contribution c_t, trained so that an episode's contributions add up to its outcome
+     (``spa/estimator.pt``, stage "ppo"):
+
+        L_est = mean_over_trajectories (sum_t c_t - R)^2
+
+  4. PPO on the stepwise reward, with turn-level GAE and the clipped surrogate over the agent's
+     tokens only (Schulman et al. arXiv 1707.06347 eq. 7; GAE arXiv 1506.02438 eq. 16):
+
+        g_t   = 1 - invalid_action_t                      (grounding: the action was executable)
+        r_t   = alpha * c_t + beta * g_t  (+ outcome_coef * R on the last turn; 0 in the paper)
+        A_t   = GAE_{gamma, lambda}(r),  R_t = A_t + V(s_t)
+        L     = -mean_t min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) + c_v * 1/2 (V(s_t) - R_t)^2
+
+     Every ``algo.refresh_every`` iterations the estimator is refit on the iteration's rollouts
+     (after their rewards were computed with it, so ``spa/heldout_*`` always scores it on episodes
+     it has not been trained on).
+
+Resuming (``--resume auto``) reads the stage from the checkpoint (``Trainer.algo_state``): a run
+killed during PPO resumes PPO with the estimator of that checkpoint; SFT and exploration never rerun.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from agentgym.trainers import DEFAULT_STEPS, AlgoSpec, LearnerContext, TurnBatch, flatten_turns, get_algo, register_algo
+from agentgym.trainers.batch import gae
+from agentgym.trajectory import Trajectory, Turn, load_jsonl, save_jsonl
+
+STAGES = ("init", "sft", "explored", "ppo")
+
+
+@dataclass
+class SPAConfig:
+    alpha: float = 1.0                 # weight of the estimated contribution c_t in r_t
+    beta: float = 0.5                  # weight of the grounding signal g_t (the authors' code: 0.5 per valid step)
+    outcome_coef: float = 0.0          # also add outcome_coef * R to the last turn's reward (0: the paper's r_t)
+    sft_file: str | None = None        # JSONL of expert trajectories (agentgym.trajectory) to clone before RL
+    explore_episodes: int = 64         # stage 2: episodes the warm-started policy plays for the estimator
+    estimator_lr: float = 3.0e-4       # AdamW lr of the estimator (backbone copy + head)
+    estimator_epochs: int = 8          # passes over the exploration buffer (stage 3)
+    refresh_epochs: int = 2            # passes over an iteration's rollouts when refreshing
+    refresh_every: int = 1             # refit the estimator every N PPO iterations (0: never)
+    estimator_batch: int = 8           # trajectories per estimator step
+    heldout_frac: float = 0.2          # share of the exploration buffer kept out to score the estimator
+    gamma: float = 0.99                # PPO: discount over turns
+    gae_lambda: float = 0.95           # PPO: GAE lambda
+    clip_eps: float = 0.2              # PPO: ratio clip
+    value_coef: float = 0.5            # PPO: weight of the value loss
+    value_lr: float = 1.0e-3           # PPO: learning rate of the value head
+    normalize_advantages: bool = True  # PPO: standardize A over the batch
+
+
+class SPAStats(NamedTuple):
+    policy_loss: torch.Tensor
+    value_loss: torch.Tensor
+    approx_kl: torch.Tensor            # k3 estimate of KL(pi_old || pi_theta)
+    clipfrac: torch.Tensor
+    ratio: torch.Tensor
+    value_mean: torch.Tensor
+
+
+# -- the progress estimator -----------------------------------------------------------------------
+def action_ids(turn: Turn) -> list[int]:
+    """The tokens of the action the agent took (the chosen candidate in choose mode)."""
+    if turn.response_ids:
+        return list(turn.response_ids)
+    if turn.candidate_ids and turn.choice is not None:
+        return list(turn.candidate_ids[turn.choice])
+    raise ValueError("A turn has no action token ids; SPA's estimator reads trajectories collected by the HF policy "
+                     "(or tokenized with bc.tokenize_trajectories).")
+
+
+class ProgressEstimator(nn.Module):
+    """c_t = w . h(prompt_t + action_t)[last action token] + b, h the backbone's last hidden layer."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.config.hidden_size, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.head.to(next(backbone.parameters()).device)
+
+    @classmethod
+    def from_policy(cls, model: nn.Module) -> "ProgressEstimator":
+        """A copy of the policy (so fitting it never moves the policy) with a fresh head."""
+        return cls(copy.deepcopy(model).train(False))
+
+    def forward(self, turns: Sequence[Turn], pad_id: int) -> torch.Tensor:
+        from agentgym.learner import last_logits_kwargs, left_pad
+
+        # read at the action's last token before its end-of-turn token: the template's end token
+        # attends evenly over the whole prompt, so its state barely tells one action from another
+        seqs = [list(t.prompt_ids) + (a[:-1] if len(a) > 1 else a) for t in turns for a in [action_ids(t)]]
+        ids, mask, pos = left_pad(seqs, pad_id, self.head.weight.device)                 # [N, S]
+        out = self.backbone(input_ids=ids, attention_mask=mask, position_ids=pos, output_hidden_states=True,
+                            use_cache=False, **last_logits_kwargs(self.backbone))    # no [N, S, V] logits
+        return self.head(out.hidden_states[-1][:, -1].float()).squeeze(-1)              # [N]
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """What a checkpoint needs: the trainable weights (everything, or LoRA adapters + head)."""
+        return {k: v.detach() for k, v in self.named_parameters() if v.requires_grad}
+
+
+def estimator_loss(contrib: torch.Tensor, episode: torch.Tensor, outcomes: torch.Tensor) -> torch.Tensor:
+    """mean_i (sum_{t in episode i} c_t - R_i)^2; contrib, episode [N]; outcomes [B]."""
+    sums = torch.zeros_like(outcomes).index_add(0, episode, contrib)                    # [B]
+    return ((sums - outcomes) ** 2).mean()
+
+
+def outcomes_of(trajectories: Sequence[Trajectory]) -> torch.Tensor:
+    """R per trajectory: the env's return (kept in info['spa_outcome'] once rewards are reshaped)."""
+    return torch.tensor([float(t.info.get("spa_outcome", t.episode_return)) for t in trajectories])
+
+
+def fit_estimator(est: ProgressEstimator, trajectories: Sequence[Trajectory], cfg: SPAConfig, *, epochs: int,
+                  pad_id: int, seed: int) -> float:
+    """``epochs`` shuffled passes in minibatches of ``cfg.estimator_batch`` trajectories, a fresh
+    AdamW each call (so a checkpoint needs only the weights). Returns the last epoch's mean loss."""
+    trajectories = [t for t in trajectories if t.turns]
+    if not trajectories:
+        return float("nan")
+    params = [p for p in est.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.estimator_lr, weight_decay=0.0)
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, 0x5BA])
+    R = outcomes_of(trajectories).to(est.head.weight.device)
+    losses: list[float] = []
+    for _ in range(epochs):
+        losses = []
+        perm = rng.permutation(len(trajectories))
+        for s in range(0, len(perm), cfg.estimator_batch):
+            idx = perm[s:s + cfg.estimator_batch].tolist()
+            turns, episode = flatten_turns([trajectories[i] for i in idx])
+            loss = estimator_loss(est(turns, pad_id), episode.to(R.device), R[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+@torch.no_grad()
+def contributions(est: ProgressEstimator, trajectories: Sequence[Trajectory], pad_id: int,
+                  chunk: int = 64) -> list[torch.Tensor]:
+    """c_t for every turn, one float tensor [T_i] per trajectory."""
+    turns, episode = flatten_turns(trajectories)
+    c = torch.cat([est(turns[i:i + chunk], pad_id).float().cpu() for i in range(0, len(turns), chunk)]) \
+        if turns else torch.zeros(0)
+    return [c[episode == i] for i in range(len(trajectories))]
+
+
+def pearson(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Correlation, or None where either side is constant."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2 or x.std() < 1e-12 or y.std() < 1e-12:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def sum_metrics(contribs: Sequence[torch.Tensor], outcomes: torch.Tensor, prefix: str) -> dict[str, float]:
+    """How well sum_t c_t predicts R: correlation and MSE over trajectories."""
+    sums = [float(c.sum()) for c in contribs]
+    out = {f"{prefix}_sum_mse": float(np.mean((np.asarray(sums) - outcomes.numpy()) ** 2))} if sums else {}
+    corr = pearson(sums, outcomes.tolist())
+    if corr is not None:
+        out[f"{prefix}_sum_corr"] = corr
+    return out
+
+
+# -- stepwise rewards and PPO ----------------------------------------------------------------------
+def shape_rewards(trajectories: Sequence[Trajectory], contribs: Sequence[torch.Tensor], cfg: SPAConfig) -> None:
+    """r_t = alpha c_t + beta g_t (+ outcome_coef R on the last turn), written to turn.reward in place;
+    the env's reward moves to turn.info['env_reward'] and R to traj.info['spa_outcome']."""
+    for traj, c in zip(trajectories, contribs):
+        R = float(traj.info.get("spa_outcome", traj.episode_return))
+        traj.info["spa_outcome"] = R
+        for t, (turn, c_t) in enumerate(zip(traj.turns, c.tolist())):
+            g = 0.0 if turn.info.get("invalid_action") else 1.0
+            turn.info.setdefault("env_reward", turn.reward)
+            turn.info["spa_contribution"] = c_t
+            turn.reward = cfg.alpha * c_t + cfg.beta * g + (cfg.outcome_coef * R if t == len(traj.turns) - 1 else 0.0)
+
+
+def compute_advantages(trajectories: Sequence[Trajectory], cfg: SPAConfig, *, values: torch.Tensor) -> TurnBatch:
+    """Turn-level GAE per episode on the shaped rewards already in turn.reward; values [N]."""
+    turns, episode = flatten_turns(trajectories)
+    values = values.detach().float().reshape(-1)
+    if values.shape[0] != len(turns):
+        raise ValueError(f"SPA needs one value per turn: got {values.shape[0]} values for {len(turns)} turns.")
+    rewards = torch.tensor([t.reward for t in turns], dtype=torch.float64)
+    adv, ret = torch.zeros(len(turns)), torch.zeros(len(turns))
+    for i in range(len(trajectories)):
+        idx = (episode == i).nonzero().squeeze(-1)
+        if len(idx):
+            adv[idx], ret[idx] = gae(rewards[idx], values[idx], cfg.gamma, cfg.gae_lambda)
+    stats = {"charts/advantage_std_raw": float(adv.std(unbiased=False)) if len(adv) else 0.0}
+    if cfg.normalize_advantages and len(adv) > 1:
+        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
+    return TurnBatch(turns=turns, advantages=adv, old_logprobs=TurnBatch.old_logprobs_of(turns), episode=episode,
+                     returns=ret, old_values=values, stats=stats)
+
+
+def loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, values: torch.Tensor,
+         returns: torch.Tensor, cfg: SPAConfig) -> tuple[torch.Tensor, SPAStats]:
+    """Clipped surrogate + value loss; every tensor is [B] (one entry per turn)."""
+    log_ratio = logprobs - old_logprobs                                                  # [B]
+    ratio = torch.exp(log_ratio)
+    pg = torch.max(-advantages * ratio, -advantages * torch.clamp(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps))
+    policy_loss = pg.mean()
+    value_loss = 0.5 * ((values - returns) ** 2).mean()
+    with torch.no_grad():
+        stats = SPAStats(policy_loss=policy_loss.detach(), value_loss=value_loss.detach(),
+                         approx_kl=((ratio - 1) - log_ratio).mean(),
+                         clipfrac=((ratio - 1).abs() > cfg.clip_eps).float().mean(),
+                         ratio=ratio.mean(), value_mean=values.mean())
+    return policy_loss + cfg.value_coef * value_loss, stats
+
+
+def objective(ctx: LearnerContext, mb: TurnBatch, cfg: SPAConfig) -> tuple[torch.Tensor, SPAStats]:
+    from agentgym import learner
+
+    logp = learner.action_logprobs(ctx.model, mb.turns, ctx.temperature, ctx.pad_id)   # [B] (agent tokens only)
+    v = learner.values(ctx.model, ctx.value_head, mb.turns, ctx.pad_id)                   # [B]
+    return loss(logp, mb.old_logprobs, mb.advantages, v, mb.returns, cfg)
+
+
+# -- the stages, as loop steps ----------------------------------------------------------------------
+def estimator(trainer) -> ProgressEstimator:
+    """The trainer's estimator: built from the policy on first use, restored from algo_state on resume."""
+    est = trainer.algo_objects.get("spa_estimator")
+    if est is None:
+        est = ProgressEstimator.from_policy(trainer.model)
+        saved = trainer.algo_state.get("spa", {}).get("estimator")
+        if saved is not None:
+            missing = set(est.trainable_state()) - set(saved)
+            if missing:
+                raise RuntimeError(f"The checkpoint's SPA estimator lacks {sorted(missing)[:3]}: resume with the "
+                                   f"same model.path and model.lora settings.")
+            est.load_state_dict(saved, strict=False)
+        trainer.algo_objects["spa_estimator"] = est
+    return est
+
+
+def _log_stage(trainer, stage: str, metrics: dict) -> None:
+    trainer.algo_state.setdefault("spa", {})["stage"] = stage
+    if metrics:
+        trainer.history.append(trainer.logger.log(trainer.iteration, metrics))
+    trainer.save_checkpoint()
+    print(f"agentgym: SPA stage '{stage}' done; checkpoint {trainer.run_dir / 'checkpoints'}")
+
+
+def _sft_from_file(trainer, cfg: SPAConfig) -> dict:
+    from agentgym.trainers.bc import tokenize_trajectories
+
+    path = os.path.expanduser(cfg.sft_file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"algo.sft_file={cfg.sft_file!r} does not exist; give a JSONL of trajectories "
+                                f"(agentgym.trajectory.save_jsonl, e.g. a run's expert_trajectories.jsonl).")
+    trajs = tokenize_trajectories(load_jsonl(path), trainer.policy, mode=str(trainer.cfg.policy.mode),
+                                  history_turns=int(trainer.cfg.policy.history_turns),
+                                  system_prompt=trainer.pool.system_prompt())
+    bc = get_algo("bc")
+    batch = bc.compute_advantages(trajs, bc.config_cls())
+    ws = trainer.cfg.train.warm_start
+    lr = ws.lr if ws.get("lr") is not None else trainer.cfg.train.lr
+    opt = trainer._make_optimizer(float(lr))
+    nll = [trainer._update(batch, bc, bc.config_cls(), opt, epochs=1, salt=-10 - e).get("losses/nll")
+           for e in range(int(ws.epochs))]
+    return {"spa/sft_file_trajectories": len(trajs), "spa/sft_file_nll_last_epoch": nll[-1] if nll else None}
+
+
+def _explore(trainer, cfg: SPAConfig) -> tuple[list[Trajectory], dict]:
+    from agentgym.multiagent import split_seats
+    from agentgym.rollout import collect, episode_specs
+
+    path = trainer.run_dir / "spa" / "exploration.jsonl"
+    m: dict = {}
+    if path.is_file():                                  # saved, then killed before the stage checkpoint
+        trajs = load_jsonl(path)
+    else:
+        specs = episode_specs(cfg.explore_episodes, 1, int(trainer.cfg.seed), iteration=-2)
+        trainer.model.eval()
+        with torch.no_grad():
+            raw, m = collect(trainer.pool, trainer.policy, specs, trainer.sampling,
+                             history_turns=int(trainer.cfg.policy.history_turns))
+        trajs = [seat for traj in raw for seat in split_seats(traj)]
+        tmp = path.with_suffix(".tmp")
+        save_jsonl(trajs, tmp)
+        os.replace(tmp, path)
+    steps = sum(len(t.turns) for t in trajs)
+    trainer.counters["env_steps_total"] += int(m.get("env_steps", steps))
+    trainer.counters["episodes_total"] += len(trajs)
+    turns = [t for traj in trajs for t in traj.turns]
+    return trajs, {"spa/explore_episodes": len(trajs),
+                   "spa/explore_success_rate": sum(t.success for t in trajs) / max(len(trajs), 1),
+                   "spa/explore_mean_return": float(outcomes_of(trajs).mean()) if trajs else 0.0,
+                   "spa/explore_grounding_accuracy": 1 - sum(bool(t.info.get("invalid_action")) for t in turns)
+                   / max(len(turns), 1),
+                   "rollout/env_steps_total": trainer.counters["env_steps_total"],
+                   "rollout/episodes_total": trainer.counters["episodes_total"]}
+
+
+def stages(trainer, state) -> None:
+    """Step 'stages' (first in each iteration): run whichever of SFT / exploration / estimator is
+    not done yet, checkpointing after each; a no-op once PPO has started."""
+    cfg: SPAConfig = trainer.algo_cfg
+    stage = trainer.algo_state.get("spa", {}).get("stage", "init")
+    if stage == "ppo":
+        return
+    if stage == "init":
+        m = _sft_from_file(trainer, cfg) if cfg.sft_file else {}
+        if not cfg.sft_file and int(trainer.cfg.train.warm_start.episodes) == 0:
+            print("agentgym: SPA without SFT (train.warm_start.episodes=0 and algo.sft_file unset): "
+                  "exploring with the initial policy.")
+        _log_stage(trainer, "sft", m)
+    trajs, m = _explore(trainer, cfg) if stage != "explored" else (load_jsonl(trainer.run_dir / "spa" /
+                                                                              "exploration.jsonl"), {})
+    if stage != "explored":
+        _log_stage(trainer, "explored", m)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(int(trainer.cfg.seed))
+    perm = rng.permutation(len(trajs)).tolist()
+    n_held = int(round(cfg.heldout_frac * len(trajs))) if len(trajs) > 4 else 0
+    held, train = [trajs[i] for i in perm[:n_held]], [trajs[i] for i in perm[n_held:]]
+    est = estimator(trainer)
+    pad = trainer.ctx.pad_id
+    m = {"spa/estimator_loss": fit_estimator(est, train, cfg, epochs=cfg.estimator_epochs, pad_id=pad,
+                                             seed=int(trainer.cfg.seed)),
+         "spa/estimator_train_trajectories": len(train)}
+    if held:
+        m.update(sum_metrics(contributions(est, held, pad), outcomes_of(held), "spa/heldout"))
+    m["spa/estimator_time_s"] = time.perf_counter() - t0
+    trainer.algo_state["spa"]["estimator"] = est.trainable_state()
+    torch.save(est.trainable_state(), trainer.run_dir / "spa" / "estimator.pt")
+    _log_stage(trainer, "ppo", m)
+
+
+def rewards(trainer, state) -> None:
+    """Step 'rewards': score the rollouts with the estimator (held-out metrics), shape r_t, then
+    refresh the estimator on them every ``refresh_every`` iterations."""
+    trainer.step_rewards(state)                        # rollout/invalid_action_rate
+    cfg: SPAConfig = trainer.algo_cfg
+    est, pad = estimator(trainer), trainer.ctx.pad_id
+    trajs = state.trajectories
+    R = outcomes_of(trajs)
+    c = contributions(est, trajs, pad)
+    shape_rewards(trajs, c, cfg)
+    turns = [t for traj in trajs for t in traj.turns]
+    m = state.metrics
+    m.update(sum_metrics(c, R, "spa/heldout"))
+    if turns:
+        m["spa/step_reward_mean"] = float(np.mean([t.reward for t in turns]))
+        m["spa/contribution_mean"] = float(np.mean([t.info["spa_contribution"] for t in turns]))
+        m["rollout/grounding_accuracy"] = 1 - sum(bool(t.info.get("invalid_action")) for t in turns) / len(turns)
+        if all("progress" in t.info for t in turns):    # envs that know their true progress (tests)
+            corr = pearson([t.info["spa_contribution"] for t in turns], [t.info["progress"] for t in turns])
+            if corr is not None:
+                m["spa/contribution_progress_corr"] = corr
+    if cfg.refresh_every > 0 and state.iteration % cfg.refresh_every == 0:
+        t0 = time.perf_counter()
+        m["spa/estimator_loss"] = fit_estimator(est, trajs, cfg, epochs=cfg.refresh_epochs, pad_id=pad,
+                                                seed=int(trainer.cfg.seed) + state.iteration)
+        m["spa/estimator_time_s"] = time.perf_counter() - t0
+        torch.save(est.trainable_state(), trainer.run_dir / "spa" / "estimator.pt")
+    trainer.algo_state["spa"]["estimator"] = est.trainable_state()
+
+
+register_algo("spa", AlgoSpec(
+    name="spa", config_cls=SPAConfig, compute_advantages=compute_advantages, objective=objective,
+    value_head=True, steps=("stages",) + DEFAULT_STEPS, hooks={"stages": stages, "rewards": rewards}, doc=__doc__,
+))
