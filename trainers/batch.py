@@ -90,3 +90,24 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float) -
         next_value = values[t]
     adv = adv.float()
     return adv, adv + values.float()
+
+
+def gae_batch(trajectories: Sequence[Trajectory], values: torch.Tensor, gamma: float, lam: float,
+              normalize: bool, algo: str) -> TurnBatch:
+    """GAE over each episode's turns on the rewards in ``turn.reward`` (PPO: the env's; SPA: the
+    shaped stepwise ones); ``values`` is V(s_t) for every flattened turn ([N], no gradient)."""
+    turns, episode = flatten_turns(trajectories)
+    values = values.detach().float().reshape(-1)
+    if values.shape[0] != len(turns):
+        raise ValueError(f"{algo} needs one value per turn: got {values.shape[0]} values for {len(turns)} turns.")
+    rewards = torch.tensor([t.reward for t in turns], dtype=torch.float64)
+    adv, ret = torch.zeros(len(turns)), torch.zeros(len(turns))
+    for i in range(len(trajectories)):
+        idx = (episode == i).nonzero().squeeze(-1)
+        if len(idx):
+            adv[idx], ret[idx] = gae(rewards[idx], values[idx], gamma, lam)
+    stats = {"charts/advantage_std_raw": float(adv.std(unbiased=False)) if len(adv) else 0.0}
+    if normalize and len(adv) > 1:
+        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
+    return TurnBatch(turns=turns, advantages=adv, old_logprobs=TurnBatch.old_logprobs_of(turns), episode=episode,
+                     returns=ret, old_values=values, stats=stats)

@@ -27,8 +27,8 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from agentgym.trainers import AlgoSpec, LearnerContext, TurnBatch, flatten_turns, register_algo
-from agentgym.trainers.batch import gae  # noqa: F401  (turn-level GAE, shared with SPA; was defined here)
+from agentgym.trainers import AlgoSpec, LearnerContext, TurnBatch, register_algo
+from agentgym.trainers.batch import gae_batch
 from agentgym.trajectory import Trajectory
 
 
@@ -54,21 +54,7 @@ class PPOStats(NamedTuple):
 
 def compute_advantages(trajectories: Sequence[Trajectory], cfg: PPOConfig, *, values: torch.Tensor) -> TurnBatch:
     """GAE per episode; ``values`` is V(s_t) for every flattened turn ([N], no gradient)."""
-    turns, episode = flatten_turns(trajectories)
-    values = values.detach().float().reshape(-1)
-    if values.shape[0] != len(turns):
-        raise ValueError(f"PPO needs one value per turn: got {values.shape[0]} values for {len(turns)} turns.")
-    rewards = torch.tensor([t.reward for t in turns], dtype=torch.float64)
-    adv, ret = torch.zeros(len(turns)), torch.zeros(len(turns))
-    for i in range(len(trajectories)):
-        idx = (episode == i).nonzero().squeeze(-1)
-        if len(idx):
-            adv[idx], ret[idx] = gae(rewards[idx], values[idx], cfg.gamma, cfg.gae_lambda)
-    stats = {"charts/advantage_std_raw": float(adv.std(unbiased=False)) if len(adv) else 0.0}
-    if cfg.normalize_advantages and len(adv) > 1:
-        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
-    return TurnBatch(turns=turns, advantages=adv, old_logprobs=TurnBatch.old_logprobs_of(turns), episode=episode,
-                     returns=ret, old_values=values, stats=stats)
+    return gae_batch(trajectories, values, cfg.gamma, cfg.gae_lambda, cfg.normalize_advantages, "PPO")
 
 
 def loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, values: torch.Tensor,

@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 
 from agentgym.trainers import DEFAULT_STEPS, AlgoSpec, LearnerContext, TurnBatch, flatten_turns, get_algo, register_algo
-from agentgym.trainers.batch import gae
+from agentgym.trainers.batch import gae_batch
 from agentgym.trajectory import Trajectory, Turn, load_jsonl, save_jsonl
 
 STAGES = ("init", "sft", "explored", "ppo")
@@ -205,21 +205,7 @@ def shape_rewards(trajectories: Sequence[Trajectory], contribs: Sequence[torch.T
 
 def compute_advantages(trajectories: Sequence[Trajectory], cfg: SPAConfig, *, values: torch.Tensor) -> TurnBatch:
     """Turn-level GAE per episode on the shaped rewards already in turn.reward; values [N]."""
-    turns, episode = flatten_turns(trajectories)
-    values = values.detach().float().reshape(-1)
-    if values.shape[0] != len(turns):
-        raise ValueError(f"SPA needs one value per turn: got {values.shape[0]} values for {len(turns)} turns.")
-    rewards = torch.tensor([t.reward for t in turns], dtype=torch.float64)
-    adv, ret = torch.zeros(len(turns)), torch.zeros(len(turns))
-    for i in range(len(trajectories)):
-        idx = (episode == i).nonzero().squeeze(-1)
-        if len(idx):
-            adv[idx], ret[idx] = gae(rewards[idx], values[idx], cfg.gamma, cfg.gae_lambda)
-    stats = {"charts/advantage_std_raw": float(adv.std(unbiased=False)) if len(adv) else 0.0}
-    if cfg.normalize_advantages and len(adv) > 1:
-        adv = (adv - adv.mean()) / (adv.std(unbiased=False) + 1e-8)
-    return TurnBatch(turns=turns, advantages=adv, old_logprobs=TurnBatch.old_logprobs_of(turns), episode=episode,
-                     returns=ret, old_values=values, stats=stats)
+    return gae_batch(trajectories, values, cfg.gamma, cfg.gae_lambda, cfg.normalize_advantages, "SPA")
 
 
 def loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, values: torch.Tensor,

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from agentgym.trainers import get_algo
-from agentgym.trainers.ppo import PPOConfig, compute_advantages, gae, loss
+from agentgym.trainers.batch import gae
+from agentgym.trainers.ppo import PPOConfig, compute_advantages, loss
 from agentgym.trajectory import Trajectory, Turn
 
 
