@@ -28,7 +28,6 @@ def test_tiny_builds_once_and_loads_with_auto_classes(tiny_dir):
 
     path, seconds, cache = tiny_dir
     assert path.parent == cache / "models" and path.name.startswith("agentgym-tiny-v")
-    assert seconds < 60
     meta = json.loads((path / "agentgym_build.json").read_text())
     model = AutoModelForCausalLM.from_pretrained(path)
     tok = AutoTokenizer.from_pretrained(path)
@@ -36,9 +35,9 @@ def test_tiny_builds_once_and_loads_with_auto_classes(tiny_dir):
     assert sum(p.numel() for p in model.parameters()) == meta["parameters"] < 5_000_000
     assert (path / "model.safetensors").exists()
     assert tok.eos_token == "<|im_end|>" and tok.pad_token_id is not None and tok.bos_token == "<s>"
-    t0 = time.time()
+    built_at = (path / "agentgym_build.json").stat().st_mtime_ns
     assert resolve_model_path("agentgym-tiny", cache_dir=cache) == str(path)   # cached: no rebuild
-    assert time.time() - t0 < 1.0
+    assert (path / "agentgym_build.json").stat().st_mtime_ns == built_at
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".tmp")]
 
 
