@@ -133,7 +133,7 @@ class SeatEnv(TextEnv):
         self._partners = {a: make_partner(specs.get(a, "bot"), seed=rng.getrandbits(31))
                           for a in agents if a not in self.learners}
         self._obs, self._infos = self.game.reset(seed=seed, options=options)
-        self._pending, self._done = {}, False
+        self._pending, self._done, self._truncated = {}, False, False
         out = self._advance({a: 0.0 for a in agents}, {})
         info = dict(out[4])
         info["seat"] = self.learners[0] if len(self.learners) == 1 else "all"
@@ -204,7 +204,7 @@ class SeatEnv(TextEnv):
         self._done, self._current = True, None
         success = {a: bool(self._infos.get(a, {}).get("success", False)) for a in self.game.possible_agents}
         agent = self.learners[0]
-        truncated = getattr(self, "_truncated", False)
+        truncated = self._truncated
         obs, reward, _, _, info = self._view(agent, rewards, invalid, terminated=not truncated)
         info.update(agent_success=success, success=success[agent] if len(self.learners) == 1
                     else sum(success[a] for a in self.learners) / len(self.learners) >= 0.5)

@@ -202,6 +202,18 @@ class MeetGame:
         return "stay" if target == self.pos[agent] else ("right" if target > self.pos[agent] else "left")
 
 
+def train_one_iteration(cfg):
+    """Set up a Trainer from ``cfg``, run iteration 0 and clean up; returns its IterState (tests)."""
+    from agentgym.trainers.loop import Trainer
+
+    trainer = Trainer(cfg)
+    try:
+        trainer.setup()
+        return trainer.run_iteration(0)
+    finally:
+        trainer.cleanup()
+
+
 def meet_seat_env(seat: str = "random", partner="bot", size: int = 5) -> SeatEnv:
     return SeatEnv(MeetGame(size=size), seat=seat, partner=partner)
 

@@ -11,7 +11,7 @@ from agentgym.multiagent import SeatEnv, make_partner, split_seats
 from agentgym.policies import make_policy
 from agentgym.pool import make_pool
 from agentgym.rollout import EpisodeSpec, collect
-from agentgym.testing import MeetGame
+from agentgym.testing import MeetGame, train_one_iteration
 
 
 def play_with_bot(env, seed):
@@ -127,7 +127,6 @@ def test_split_keeps_single_seat_trajectories_whole():
 
 def test_trainer_self_play_trains_on_every_seat(tmp_path):
     from agentgym.config import load_config
-    from agentgym.trainers.loop import Trainer
 
     cfg = load_config(env="AgentgymTest-Meet-v0", algo="grpo", overrides=[
         "rollout.pool=local", "rollout.num_envs=2", "train.iterations=1", "train.episodes_per_iter=4",
@@ -135,11 +134,6 @@ def test_trainer_self_play_trains_on_every_seat(tmp_path):
         f"output_dir={tmp_path}", "run_name=run", "policy.mode=generate", "policy.sampling.max_new_tokens=4"])
     cfg.env.kwargs = {"seat": "all"}
     cfg.logging.progress = False
-    trainer = Trainer(cfg)
-    try:
-        trainer.setup()
-        state = trainer.run_iteration(0)
-    finally:
-        trainer.cleanup()
+    state = train_one_iteration(cfg)
     assert len(state.trajectories) == 8                  # 4 episodes x 2 seats
     assert {t.info["seat"] for t in state.trajectories} == {"a", "b"}

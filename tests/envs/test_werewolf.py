@@ -241,7 +241,7 @@ def test_self_play_collects_a_trajectory_per_seat_with_only_its_own_view():
 @pytest.mark.slow
 def test_trainer_runs_one_grpo_iteration_in_self_play(tmp_path):
     from agentgym.config import load_config
-    from agentgym.trainers.loop import Trainer
+    from agentgym.testing import train_one_iteration
 
     cfg = load_config(env="werewolf", algo="grpo", overrides=[
         "rollout.pool=local", "rollout.num_envs=2", "train.iterations=1", "train.episodes_per_iter=2",
@@ -250,12 +250,7 @@ def test_trainer_runs_one_grpo_iteration_in_self_play(tmp_path):
     cfg.env.id = "Werewolf-5p-v0"
     cfg.env.kwargs = {"seat": "all", "max_days": 1, "discussion_rounds": 0}     # short games: a fast test
     cfg.logging.progress = False
-    trainer = Trainer(cfg)
-    try:
-        trainer.setup()
-        state = trainer.run_iteration(0)
-    finally:
-        trainer.cleanup()
+    state = train_one_iteration(cfg)
     assert len(state.trajectories) == 10                  # 2 episodes x 5 seats
     assert {t.info["seat"] for t in state.trajectories} == {f"player_{i}" for i in range(1, 6)}
     assert all(t.turns[-1].reward in (-1.0, 1.0, 0.0) for t in state.trajectories)
