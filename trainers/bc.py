@@ -1,6 +1,12 @@
-"""Behaviour cloning: token cross-entropy on the action tokens of (expert) trajectories.
+"""Behaviour cloning: maximise log pi_theta(expert action | prompt), the same log pi the RL trainers use.
 
-    L = - sum_{turns, action tokens k} log pi_theta(y_k | prompt, y_<k) / (number of action tokens)
+    generate mode: L = - sum_{turns, action tokens k} log pi_theta(y_k | prompt, y_<k) / (number of action tokens)
+    choose mode:   L = - mean_{turns} log softmax_j(score_j)[expert choice],  score_j = sum_t log p(c_j,t | prompt)
+
+In choose mode the policy is the softmax over the admissible actions' scores, so cloning must rank
+the expert's action above the others; token NLL of the action alone does not (a short wrong action
+can keep the higher score), and on WebShop it left the cloned policy below random. A turn whose
+action is not among its admissible actions falls back to token NLL.
 
 Used by the loop's warm start (``train.warm_start.episodes > 0``) and as the algorithm ``bc``
 (each iteration collects ``train.episodes_per_iter`` expert episodes and fits them).
@@ -30,8 +36,8 @@ class BCConfig:
 
 
 class BCStats(NamedTuple):
-    nll: torch.Tensor                  # mean negative log-likelihood per action token
-    tokens: torch.Tensor               # action tokens in the minibatch
+    nll: torch.Tensor                  # mean negative log-likelihood per action token (choose mode: per choice)
+    tokens: torch.Tensor               # action tokens in the minibatch (choose mode: one per turn)
 
 
 def tokenize_trajectories(trajectories: Sequence[Trajectory], encoder, *, mode: str, history_turns: int,
@@ -49,6 +55,10 @@ def tokenize_trajectories(trajectories: Sequence[Trajectory], encoder, *, mode: 
             turn.prompt_ids = list(encoder.prompt_ids(messages))
             turn.response_ids = list(encoder.action_ids(turn.action))
             turn.response_logprobs, turn.candidate_ids, turn.choice, turn.choice_logprob = [], None, None, None
+            admissible = list(turn.info.get("admissible_actions") or [])
+            if mode == "choose" and turn.action in admissible:
+                turn.candidate_ids = [list(encoder.action_ids(a)) for a in admissible]
+                turn.choice = admissible.index(turn.action)
             history.append((turn.observation, turn.action))
         out.append(traj)
     return out
