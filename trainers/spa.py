@@ -20,6 +20,9 @@ estimator, so PPO gets a dense reward for every turn. Four stages, each visible 
 
         g_t   = 1 - invalid_action_t                      (grounding: the action was executable)
         r_t   = alpha * c_t + beta * g_t  (+ outcome_coef * R on the last turn; 0 in the paper)
+
+     beta defaults to 0.5 in generate mode (the authors' code) and to 0 in choose mode, where every
+     action is an admissible one, g_t is 1 at almost every step and beta * g_t only pays for length.
         A_t   = GAE_{gamma, lambda}(r),  R_t = A_t + V(s_t)
         L     = -mean_t min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t) + c_v * 1/2 (V(s_t) - R_t)^2
 
@@ -53,7 +56,7 @@ STAGES = ("init", "sft", "explored", "ppo")
 @dataclass
 class SPAConfig:
     alpha: float = 1.0                 # weight of the estimated contribution c_t in r_t
-    beta: float = 0.5                  # weight of the grounding signal g_t (the authors' code: 0.5 per valid step)
+    beta: float | None = None          # weight of g_t; None: 0.5 in generate mode (the authors' code), 0 in choose mode
     outcome_coef: float = 0.0          # also add outcome_coef * R to the last turn's reward (0: the paper's r_t)
     sft_file: str | None = None        # JSONL of expert trajectories (agentgym.trajectory) to clone before RL
     explore_episodes: int = 64         # stage 2: episodes the warm-started policy plays for the estimator
@@ -190,7 +193,16 @@ def sum_metrics(contribs: Sequence[torch.Tensor], outcomes: torch.Tensor, prefix
 
 
 # -- stepwise rewards and PPO ----------------------------------------------------------------------
-def shape_rewards(trajectories: Sequence[Trajectory], contribs: Sequence[torch.Tensor], cfg: SPAConfig) -> None:
+def grounding_weight(cfg: SPAConfig, mode: str) -> float:
+    """beta: as configured, else 0.5 in generate mode (free text can be invalid) and 0 in choose mode
+    (admissible actions are almost always valid, so a per-step bonus would only reward long episodes)."""
+    if cfg.beta is not None:
+        return float(cfg.beta)
+    return 0.5 if mode == "generate" else 0.0
+
+
+def shape_rewards(trajectories: Sequence[Trajectory], contribs: Sequence[torch.Tensor], cfg: SPAConfig,
+                  beta: float) -> None:
     """r_t = alpha c_t + beta g_t (+ outcome_coef R on the last turn), written to turn.reward in place;
     the env's reward moves to turn.info['env_reward'] and R to traj.info['spa_outcome']."""
     for traj, c in zip(trajectories, contribs):
@@ -200,7 +212,7 @@ def shape_rewards(trajectories: Sequence[Trajectory], contribs: Sequence[torch.T
             g = 0.0 if turn.info.get("invalid_action") else 1.0
             turn.info.setdefault("env_reward", turn.reward)
             turn.info["spa_contribution"] = c_t
-            turn.reward = cfg.alpha * c_t + cfg.beta * g + (cfg.outcome_coef * R if t == len(traj.turns) - 1 else 0.0)
+            turn.reward = cfg.alpha * c_t + beta * g + (cfg.outcome_coef * R if t == len(traj.turns) - 1 else 0.0)
 
 
 def compute_advantages(trajectories: Sequence[Trajectory], cfg: SPAConfig, *, values: torch.Tensor) -> TurnBatch:
@@ -352,12 +364,14 @@ def rewards(trainer, state) -> None:
     trajs = state.trajectories
     R = outcomes_of(trajs)
     c = contributions(est, trajs, pad)
-    shape_rewards(trajs, c, cfg)
+    beta = grounding_weight(cfg, str(trainer.cfg.policy.mode))
+    shape_rewards(trajs, c, cfg, beta)
     turns = [t for traj in trajs for t in traj.turns]
     m = state.metrics
     m.update(sum_metrics(c, R, "spa/heldout"))
     if turns:
         m["spa/step_reward_mean"] = float(np.mean([t.reward for t in turns]))
+        m["spa/beta"] = beta
         m["spa/contribution_mean"] = float(np.mean([t.info["spa_contribution"] for t in turns]))
         m["rollout/grounding_accuracy"] = 1 - sum(bool(t.info.get("invalid_action")) for t in turns) / len(turns)
         if all("progress" in t.info for t in turns):    # envs that know their true progress (tests)

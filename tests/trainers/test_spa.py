@@ -34,12 +34,18 @@ def test_estimator_loss_is_squared_gap_of_sums():
 def test_shape_rewards_alpha_beta_grounding_and_outcome():
     cfg = spa.SPAConfig(alpha=2.0, beta=0.5, outcome_coef=3.0)
     trajs = [traj([0.0, 0.0, 1.0], [False, True, False], success=True)]
-    spa.shape_rewards(trajs, [torch.tensor([0.1, -0.2, 0.4])], cfg)
+    spa.shape_rewards(trajs, [torch.tensor([0.1, -0.2, 0.4])], cfg, spa.grounding_weight(cfg, "choose"))
     t = trajs[0]
     assert [turn.reward for turn in t.turns] == pytest.approx([2 * 0.1 + 0.5, 2 * -0.2 + 0.0, 2 * 0.4 + 0.5 + 3 * 1.0])
     assert [turn.info["env_reward"] for turn in t.turns] == [0.0, 0.0, 1.0]
     assert t.info["spa_outcome"] == 1.0
     assert spa.outcomes_of(trajs).tolist() == [1.0]    # R survives the reshaping
+
+
+def test_grounding_weight_defaults_by_action_mode():
+    assert spa.grounding_weight(spa.SPAConfig(), "generate") == 0.5                # the authors' 0.5 per valid step
+    assert spa.grounding_weight(spa.SPAConfig(), "choose") == 0.0                  # constant g_t: no length bonus
+    assert spa.grounding_weight(spa.SPAConfig(beta=0.2), "choose") == 0.2
 
 
 def test_advantages_are_turn_level_gae_on_shaped_rewards():
