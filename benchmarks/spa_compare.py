@@ -23,16 +23,42 @@ from common import RESULTS, peak_rss_mb, write_result  # noqa: E402
 ALGOS = ("spa", "ppo", "grpo")
 
 
-def run_one(env: str, algo: str, seed: int, args, out_dir: Path) -> dict:
+def common_overrides(seed: int, args, out_dir: Path, run_name: str) -> list[str]:
+    return [f"seed={seed}", "rollout.pool=local", f"rollout.num_envs={args.num_envs}", "train.iterations=1000",
+            f"train.episodes_per_iter={args.episodes_per_iter}", f"train.minibatch_size={args.minibatch}",
+            "eval.every=0", f"eval.episodes={args.eval_episodes}", "checkpoint.every=0", "checkpoint.keep=1",
+            f"output_dir={out_dir}", f"run_name={run_name}", "logging.progress=false",
+            "logging.tensorboard=false"] + list(args.override)
+
+
+def warm_start(env: str, seed: int, args, out_dir: Path) -> tuple[Path, dict]:
+    """Behaviour cloning on the expert once per seed; every algorithm starts from these weights."""
     from agentgym.config import load_config
     from agentgym.evaluate import evaluate
     from agentgym.trainers.loop import Trainer
 
-    ov = [f"seed={seed}", "rollout.pool=local", f"rollout.num_envs={args.num_envs}", "train.iterations=1000",
-          f"train.episodes_per_iter={args.episodes_per_iter}", f"train.minibatch_size={args.minibatch}",
-          "eval.every=0", f"eval.episodes={args.eval_episodes}", "checkpoint.every=0", "checkpoint.keep=1",
-          f"output_dir={out_dir}", f"run_name={algo}_{seed}", f"train.warm_start.episodes={args.warm_start}",
-          "train.warm_start.epochs=2", "logging.progress=false", "logging.tensorboard=false"] + list(args.override)
+    cfg = load_config(env=env, algo="bc", overrides=common_overrides(seed, args, out_dir, f"warm_start_{seed}") + [
+        f"train.warm_start.episodes={args.warm_start}", f"train.warm_start.epochs={args.warm_start_epochs}"])
+    trainer = Trainer(cfg)
+    try:
+        trainer.setup()                                   # runs the warm start
+        path = out_dir / f"warm_start_{seed}" / "model"
+        trainer.model.save_pretrained(path)
+        trainer.tokenizer.save_pretrained(path)
+        result, _ = evaluate(trainer.policy, cfg, pool=trainer.pool)
+        return path, {**trainer.history[0], "eval_success_rate": result["success_rate"],
+                      "eval_score": result["mean_return"]}
+    finally:
+        trainer.cleanup()
+
+
+def run_one(env: str, algo: str, seed: int, args, out_dir: Path, model_path: Path) -> dict:
+    from agentgym.config import load_config
+    from agentgym.evaluate import evaluate
+    from agentgym.trainers.loop import Trainer
+
+    ov = common_overrides(seed, args, out_dir, f"{algo}_{seed}") + [f"model.path={model_path}",
+                                                                    "train.warm_start.episodes=0"]
     if algo == "grpo":
         ov.append(f"algo.group_size={args.group_size}")
     if algo == "spa":
@@ -97,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--explore", type=int, default=32, help="SPA exploration episodes")
     p.add_argument("--warm-start", type=int, default=16, help="expert episodes for behaviour cloning (all algos)")
+    p.add_argument("--warm-start-epochs", type=int, default=10, help="behaviour-cloning passes (all algos)")
     p.add_argument("--minibatch", type=int, default=64)
     p.add_argument("--num-envs", type=int, default=4)
     p.add_argument("--eval-episodes", type=int, default=32)
@@ -107,9 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     name = args.name or f"spa_compare_{args.env.split('-')[0].lower()}"
     runs = []
+    warm = {}
     for seed in args.seeds:
+        model_path, warm[seed] = warm_start(args.env, seed, args, Path(args.out_dir) / name)
+        print(f"warm start seed {seed}: {warm[seed]}")
         for algo in args.algos:
-            r = run_one(args.env, algo, seed, args, Path(args.out_dir) / name)
+            r = run_one(args.env, algo, seed, args, Path(args.out_dir) / name, model_path)
             print(f"{algo} seed {seed}: success {r['eval_success_rate']:.3f} score {r['eval_score']:.3f} "
                   f"grounding {r['eval_grounding_accuracy']:.3f} ({r['env_steps']} env steps, {r['train_time_s']} s)")
             runs.append(r)
@@ -121,11 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     plot(runs, RESULTS / f"{name}.png", f"{args.env}: SPA vs PPO vs GRPO (agentgym-tiny, CPU)")
     write_result(name, {"env": args.env, "budget_env_steps": args.budget, "seeds": args.seeds,
                         "settings": {k: v for k, v in vars(args).items() if k not in ("name", "out_dir")},
-                        "notes": "CPU machine with 2 cores shared with 4 other engineers' jobs (load average often "
-                                 "> 10): times are not comparable across runs. Same warm start (BC on the expert), "
+                        "notes": "CPU machine with 2 cores: times are not comparable across runs made under "
+                                 "different loads. Same warm start (BC on the expert), "
                                  "same seeds and the same env-step budget for every algorithm; SPA spends part of "
-                                 "its budget on exploration episodes for the estimator.",
-                        "summary": summary, "runs": runs, "peak_rss_mb": peak_rss_mb()})
+                                 "its budget on exploration episodes for the estimator. The warm start (behaviour "
+                                 "cloning, choice cross-entropy) runs once per seed and every algorithm starts "
+                                 "from its weights (so SPA's stage 1 is this shared warm start).",
+                        "summary": summary, "warm_start": warm, "runs": runs, "peak_rss_mb": peak_rss_mb()})
     return 0
 
 
