@@ -60,18 +60,20 @@ def baseline(policy_name: str, env: str, overrides: list[str]) -> dict:
 
 
 def plot(data: dict, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for algo, color in zip(data["algos"], ["tab:blue", "tab:orange", "tab:green"]):
-        r = data["algos"][algo]
-        ax.plot([p["env_steps"] for p in r["curve"]], [p["success_rate"] for p in r["curve"]], color=color,
-                label=f"{algo} (training episodes)")
-        ax.plot([p["env_steps"] for p in r["eval"]], [p["success_rate"] for p in r["eval"]], "o--", color=color,
-                label=f"{algo} (eval, fixed seeds)")
-    ax.axhline(data["random"]["success_rate"], color="gray", ls=":", label="random")
-    ax.axhline(data["expert"]["success_rate"], color="black", ls=":", label="expert")
-    ax.set(xlabel="environment steps", ylabel="success rate", ylim=(-0.02, 1.05),
-           title=f"{data['env']}: {data['model']} on CPU")
-    ax.legend(fontsize=8, loc="lower right")
+    """Success rate and mean return (WebShop's score) against env steps, side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, key, label in zip(axes, ("success_rate", "mean_return"), ("success rate", "mean return (score)")):
+        for algo, color in zip(data["algos"], ["tab:blue", "tab:orange", "tab:green"]):
+            r = data["algos"][algo]
+            ax.plot([p["env_steps"] for p in r["curve"]], [p[key] for p in r["curve"]], color=color, alpha=0.5,
+                    label=f"{algo} (training episodes)")
+            ax.plot([p["env_steps"] for p in r["eval"]], [p[key] for p in r["eval"]], "o--", color=color,
+                    label=f"{algo} (eval, fixed seeds)")
+        ax.axhline(data["random"][key], color="gray", ls=":", label="random")
+        ax.axhline(data["expert"][key], color="black", ls=":", label="expert")
+        ax.set(xlabel="environment steps", ylabel=label)
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(f"{data['env']}: {data['model']} on CPU")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
