@@ -13,6 +13,7 @@ actions). Writes benchmarks/results/<name>.json and a PNG of rollout success aga
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     name = args.name or f"spa_compare_{args.env.split('-')[0].lower()}"
     runs = []
+    shutil.rmtree(Path(args.out_dir) / name, ignore_errors=True)      # never mix in an older run's folders
     warm = {}
     for seed in args.seeds:
         model_path, warm[seed] = warm_start(args.env, seed, args, Path(args.out_dir) / name)
