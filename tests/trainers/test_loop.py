@@ -49,14 +49,15 @@ def test_grpo_two_iterations(make_cfg):
 
 
 def test_ppo_with_warm_start(make_cfg):
-    t, _ = run(make_cfg("ppo", "train.iterations=1", "train.warm_start.episodes=4", "train.warm_start.epochs=3",
+    # choose mode: BC is the cross-entropy of the expert's choice; on 4 episodes it is too noisy to fall in 3 epochs
+    t, _ = run(make_cfg("ppo", "train.iterations=1", "train.warm_start.episodes=8", "train.warm_start.epochs=10",
                         "eval.every=0"))
     rows = read_metrics(t.run_dir / "metrics.jsonl")
     ws = rows[0]
     assert ws["warm_start/expert_success_rate"] == 1.0
     assert ws["warm_start/nll_last_epoch"] < ws["warm_start/nll_first_epoch"]
     expert = [json.loads(line) for line in (t.run_dir / "expert_trajectories.jsonl").open()]
-    assert len(expert) == 4 and all(e["success"] for e in expert)
+    assert len(expert) == 8 and all(e["success"] for e in expert)
     assert "losses/value_loss" in rows[-1] and "eval/success_rate" in rows[-1]      # eval.every=0: at the end
 
 
