@@ -126,11 +126,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     cfg = _load_cfg(args)
     if args.policy == "model":
-        from agentgym.models import load_model
+        from agentgym.models import load_model, resolve_device
 
         path = _model_folder(args.checkpoint) if args.checkpoint else cfg.model.path
         model, tokenizer = load_model(path, dtype=cfg.model.dtype)
-        policy = make_policy("hf", model=model, tokenizer=tokenizer, mode=cfg.policy.mode, seed=cfg.seed)
+        policy = make_policy("hf", model=model, tokenizer=tokenizer, mode=cfg.policy.mode, seed=cfg.seed,
+                             device=resolve_device(str(cfg.model.get("device", "auto"))))
     else:
         policy = make_policy(args.policy, seed=cfg.seed)
     result, _ = evaluate(policy, cfg, episodes=args.episodes, progress=True)

@@ -156,7 +156,7 @@ def token_logprobs(model, turns: Sequence[Turn], temperature: float, pad_id: int
     return logprobs, mask
 
 
-def old_token_logprobs(turns: Sequence[Turn]) -> tuple[torch.Tensor, torch.Tensor]:
+def old_token_logprobs(turns: Sequence[Turn], device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The rollout's recorded log-probs in the layout of ``token_logprobs`` (no model needed)."""
     rows = [[t.choice_logprob] if t.choice is not None and t.choice_logprob is not None else list(t.response_logprobs)
             for t in turns]
@@ -165,7 +165,7 @@ def old_token_logprobs(turns: Sequence[Turn]) -> tuple[torch.Tensor, torch.Tenso
     for i, r in enumerate(rows):
         logprobs[i, :len(r)] = torch.tensor(r, dtype=torch.float32)
         mask[i, :len(r)] = 1.0
-    return logprobs, mask
+    return logprobs.to(device), mask.to(device)
 
 
 class ValueHead(nn.Module):

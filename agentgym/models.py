@@ -288,6 +288,26 @@ def resolve_model_path(path: str, *, cache_dir: str | os.PathLike | None = None)
         raise _missing_model(path) from None
 
 
+def resolve_device(name: str = "auto"):
+    """``model.device``: "auto" is the first CUDA GPU when torch sees one, else the CPU; "cpu",
+    "cuda", "cuda:1", "mps" pass through, checked against what this machine has."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"model.device={name!r} is not a device torch knows ({e}); use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"model.device={name!r} but torch {torch.__version__} sees no CUDA GPU on this machine; "
+                          f"use model.device=cpu (or auto), or install a CUDA build of torch.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"model.device={name!r} but this machine has {torch.cuda.device_count()} CUDA GPU(s) "
+                          f"(cuda:0..cuda:{torch.cuda.device_count() - 1}).")
+    return device
+
+
 def load_model(path: str, *, dtype: str = "float32", lora: dict | None = None,
                cache_dir: str | os.PathLike | None = None):
     """Return ``(model, tokenizer)``; ``lora={"enabled": True, "r", "alpha", "dropout", "target_modules"}``

@@ -47,6 +47,14 @@ class TurnBatch:
                 out[f.name] = None if v is None else v[idx]
         return TurnBatch(**out)
 
+    def to(self, device) -> "TurnBatch":
+        """The same batch with its tensors on ``device`` (the learner's), turns untouched."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, v in moved.items():
+            if isinstance(v, torch.Tensor):
+                moved[name] = v.to(device)
+        return TurnBatch(**moved)
+
     @staticmethod
     def old_logprobs_of(turns: Sequence[Turn]) -> torch.Tensor:
         return torch.tensor([t.old_logprob() for t in turns], dtype=torch.float32)

@@ -157,12 +157,12 @@ def load_checkpoint(path: str | Path, *, model: Any, optimizer: torch.optim.Opti
     if optimizer is not None:
         if not (path / "optimizer.pt").is_file():
             raise FileNotFoundError(f"{path} has no optimizer.pt: cannot resume training exactly from it.")
-        optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
+        optimizer.load_state_dict(torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False))
     if value_head is not None:
         if not (path / "value_head.pt").is_file():
             raise FileNotFoundError(f"{path} has no value_head.pt, but this algorithm trains a value head.")
-        value_head.load_state_dict(torch.load(path / "value_head.pt"))
-    state = torch.load(path / STATE_FILE, weights_only=False)
+        value_head.load_state_dict(torch.load(path / "value_head.pt", map_location="cpu"))
+    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
     if restore_rng_state:
         restore_rng(state["rng"])
     return state

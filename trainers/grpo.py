@@ -116,7 +116,7 @@ def objective(ctx: LearnerContext, mb: TurnBatch, cfg: GRPOConfig) -> tuple[torc
 
     if cfg.token_level and ctx.mode == "generate":
         logp, mask = learner.token_logprobs(ctx.model, mb.turns, ctx.temperature, ctx.pad_id)      # [B, L]
-        old, _ = learner.old_token_logprobs(mb.turns)                                             # [B, L]
+        old, _ = learner.old_token_logprobs(mb.turns, logp.device)                                # [B, L]
         ref = None
         if cfg.kl_coef > 0:
             with ctx.reference() as ref_model:

@@ -97,13 +97,15 @@ class Trainer:
         from agentgym.config import save_config
         save_config(cfg, self.run_dir / "config.yaml")
 
-        from agentgym.models import load_model
+        from agentgym.models import load_model, resolve_device
         lora = OmegaConf.to_container(cfg.model.lora) if cfg.model.lora.enabled else None
         self.model, self.tokenizer = load_model(str(cfg.model.path), dtype=str(cfg.model.dtype), lora=lora)
         self.model.eval()
         from agentgym.policies import make_policy
+        self.device = resolve_device(str(_sel(cfg, "model.device", "auto")))
+        self.model.to(self.device)
         self.policy = make_policy(str(cfg.policy.backend), model=self.model, tokenizer=self.tokenizer,
-                                  mode=str(cfg.policy.mode), seed=int(cfg.seed))   # may move the model to its device
+                                  mode=str(cfg.policy.mode), seed=int(cfg.seed), device=self.device)
         if self.algo.value_head:
             from agentgym.learner import ValueHead
             self.value_head = ValueHead.for_model(self.model)
@@ -322,13 +324,19 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 totals: dict[str, float] = {}
                 for m0 in range(0, len(idx), micro):
-                    sub = batch.select(idx[m0:m0 + micro])
+                    sub = batch.select(idx[m0:m0 + micro]).to(self.device)
                     w = len(sub) / len(idx)
-                    loss, stats = algo.objective(ctx, sub, algo_cfg)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(f"{algo.name} loss is {loss.item()} at iteration {self.iteration + 1}; "
-                                                 f"lower train.lr (now {t.lr}) or check the rewards.")
-                    (loss * w).backward()
+                    try:
+                        loss, stats = algo.objective(ctx, sub, algo_cfg)
+                        if not torch.isfinite(loss):
+                            raise FloatingPointError(f"{algo.name} loss is {loss.item()} at iteration "
+                                                     f"{self.iteration + 1}; lower train.lr (now {t.lr}) or check the rewards.")
+                        (loss * w).backward()
+                    except torch.cuda.OutOfMemoryError as e:
+                        raise torch.cuda.OutOfMemoryError(
+                            f"out of {self.device} memory in the {algo.name} update on {len(sub)} turns at once: set "
+                            f"train.micro_batch_size lower (now {micro}; the optimizer step stays per "
+                            f"train.minibatch_size={mb}), or a smaller model / model.lora.enabled=true.") from e
                     totals["losses/loss"] = totals.get("losses/loss", 0.0) + w * loss.item()
                     for k, v in stats._asdict().items():
                         totals[f"losses/{k}"] = totals.get(f"losses/{k}", 0.0) + w * float(v)

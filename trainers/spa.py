@@ -295,6 +295,7 @@ def _explore(trainer, cfg: SPAConfig) -> tuple[list[Trajectory], dict]:
 
     path = trainer.run_dir / "spa" / "exploration.jsonl"
     m: dict = {}
+    t0 = time.perf_counter()
     if path.is_file():                                  # saved, then killed before the stage checkpoint
         trajs = load_jsonl(path)
     else:
@@ -316,6 +317,7 @@ def _explore(trainer, cfg: SPAConfig) -> tuple[list[Trajectory], dict]:
                    "spa/explore_mean_return": float(outcomes_of(trajs).mean()) if trajs else 0.0,
                    "spa/explore_grounding_accuracy": 1 - sum(bool(t.info.get("invalid_action")) for t in turns)
                    / max(len(turns), 1),
+                   "spa/explore_time_s": time.perf_counter() - t0,
                    "rollout/env_steps_total": trainer.counters["env_steps_total"],
                    "rollout/episodes_total": trainer.counters["episodes_total"]}
 

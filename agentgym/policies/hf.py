@@ -112,7 +112,7 @@ class HFPolicy:
         """One token from logits [V] (already temperature-scaled), greedy or nucleus."""
         if sampling.greedy or sampling.temperature <= 0:
             return int(logits.argmax())
-        probs = torch.softmax(logits, -1)
+        probs = torch.softmax(logits.float().cpu(), -1)   # CPU generator: the same seed samples the same on any device
         if sampling.top_p < 1.0:
             sorted_p, order = probs.sort(descending=True)
             keep = (sorted_p.cumsum(-1) - sorted_p) < sampling.top_p                   # always keeps the top token

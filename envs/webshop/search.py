@@ -11,6 +11,7 @@ term with the query are returned, as in Lucene.
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -25,13 +26,29 @@ def document_text(p: dict) -> str:
     return " ".join([p["Title"], p["Description"], bullets, option_text]).lower()
 
 
+def import_bm25s():
+    """bm25s, imported without JAX. On import bm25s runs a JAX top-k when JAX is installed, and that
+    first JAX call takes 75% of the GPU's memory (JAX preallocates), starving the policy: a
+    SmolLM2-sized model ran out of memory on an 80 GB H100. We score with numpy (get_scores), so
+    JAX is hidden from that import unless the user already imported it."""
+    if "bm25s" in sys.modules or "jax" in sys.modules:
+        import bm25s
+        return bm25s
+    sys.modules["jax"] = None                                     # makes `import jax.lax` fail inside bm25s
+    try:
+        import bm25s
+    finally:
+        del sys.modules["jax"]
+    return bm25s
+
+
 class SearchEngine:
     """A BM25 index over product documents; ``search(query)`` returns up to 50 ASINs, best first."""
 
     def __init__(self, products: list[dict]):
-        import bm25s
         import Stemmer
 
+        bm25s = import_bm25s()
         t0 = time.perf_counter()
         self._bm25s = bm25s
         self.stemmer = Stemmer.Stemmer("english")

@@ -10,7 +10,7 @@ from agentgym.core import has_capability
 from agentgym.envs.webshop import data as wdata
 from agentgym.envs.webshop.catalog import GROUNDING, generate_raw_products, instruction_type, load_catalog
 from agentgym.envs.webshop.env import query_candidates
-from agentgym.envs.webshop.search import SearchEngine, document_text
+from agentgym.envs.webshop.search import SearchEngine, document_text, import_bm25s
 
 
 @pytest.fixture
@@ -41,6 +41,27 @@ def test_catalog_schema_and_goals():
                             ["easy carry", "high quality", "rose gold"]) == "refillable containers"
     raw, att = generate_raw_products(1200, seed=0)
     assert len({p["asin"] for p in raw}) == 1200 and sum("instruction" in v for v in att.values()) == 415
+
+
+def test_bm25s_is_imported_without_touching_jax(monkeypatch):
+    # bm25s probes JAX at import, and JAX's first call takes 75% of the GPU: it must never run
+    import importlib.abc
+    import sys
+
+    tried = []
+
+    class Spy(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] == "jax":
+                tried.append(name)
+            return None
+
+    for name in [m for m in sys.modules if m == "bm25s" or m.startswith("bm25s.")]:
+        monkeypatch.delitem(sys.modules, name)                  # restored after the test
+    monkeypatch.setattr(sys, "meta_path", [Spy(), *sys.meta_path])
+    bm25s = import_bm25s()
+    assert tried == [] and "jax" not in sys.modules
+    assert not bm25s.selection.JAX_IS_AVAILABLE
 
 
 def test_search_indexes_webshop_document_text():
