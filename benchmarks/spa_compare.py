@@ -93,22 +93,30 @@ def run_one(env: str, algo: str, seed: int, args, out_dir: Path, model_path: Pat
             "curve": curve, "spa_stages": spa_rows}
 
 
-def plot(runs: list[dict], path: Path, title: str) -> None:
+def plot(runs: list[dict], path: Path, title: str, warm: dict | None = None) -> None:
+    """Rollout success and score against env steps; stars: final eval; dashed: eval after the warm start."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     colors = {"spa": "tab:red", "ppo": "tab:blue", "grpo": "tab:green"}
-    for r in runs:
-        xs = [p["env_steps"] for p in r["curve"]]
-        ys = [p["success_rate"] for p in r["curve"]]
-        ax.plot(xs, ys, marker="o", color=colors.get(r["algo"]), alpha=0.8, label=f"{r['algo']} seed {r['seed']}")
-    ax.set_xlabel("environment steps (SPA: exploration included)")
-    ax.set_ylabel("rollout success rate")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
+    for ax, key, eval_key, label in [(axes[0], "success_rate", "eval_success_rate", "success rate"),
+                                     (axes[1], "mean_return", "eval_score", "score (mean return)")]:
+        for r in runs:
+            xs = [p["env_steps"] for p in r["curve"]]
+            ax.plot(xs, [p[key] for p in r["curve"]], marker="o", color=colors.get(r["algo"]), alpha=0.8,
+                    label=f"{r['algo']} seed {r['seed']} (rollouts)")
+            ax.plot([r["env_steps"]], [r[eval_key]], marker="*", markersize=14, color=colors.get(r["algo"]),
+                    linestyle="none", label=f"{r['algo']} seed {r['seed']} (final eval)")
+        if warm:
+            ax.axhline(sum(w[eval_key] for w in warm.values()) / len(warm), color="gray", linestyle="--",
+                       label="eval after warm start")
+        ax.set_xlabel("environment steps (SPA: exploration included)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -150,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         rs = [r for r in runs if r["algo"] == algo]
         summary[algo] = {k: sum(r[k] for r in rs) / len(rs) for k in
                          ("eval_success_rate", "eval_score", "eval_grounding_accuracy", "env_steps")}
-    plot(runs, RESULTS / f"{name}.png", f"{args.env}: SPA vs PPO vs GRPO (agentgym-tiny, CPU)")
+    plot(runs, RESULTS / f"{name}.png", f"{args.env}: SPA vs PPO vs GRPO (agentgym-tiny, CPU)", warm)
     write_result(name, {"env": args.env, "budget_env_steps": args.budget, "seeds": args.seeds,
                         "settings": {k: v for k, v in vars(args).items() if k not in ("name", "out_dir")},
                         "notes": "CPU machine with 2 cores: times are not comparable across runs made under "
