@@ -71,7 +71,10 @@ def run_one(model: str, device: str, args, out_dir: Path) -> dict:
     wall = time.perf_counter() - t0
     ppo = [r for r in rows if "charts/update_time_s" in r]
     before_ppo = [r for r in rows if int(r.get("step", 0)) == 0]
-    total = lambda key, rs: round(sum(float(r.get(key, 0.0)) for r in rs), 2)  # noqa: E731
+
+    def total(key: str, rs: list[dict]) -> float:
+        return round(sum(float(r.get(key, 0.0)) for r in rs), 2)
+
     stages = {"warm_start_s": total("charts/warm_start_time_s", rows),
               "explore_and_estimator_s": total("spa/explore_time_s", before_ppo) + total("spa/estimator_time_s",
                                                                                            before_ppo),
