@@ -10,7 +10,13 @@
   the backend or the batching (given a policy that honours ``Request.seed``).
 - Faults: an error result drops the partial episode and re-runs it from the same seeds (first
   in the queue); ``metrics["dropped_episodes"]`` counts it, ``Trajectory.info["dropped_restarts"]``
-  says how often that episode was re-run, and ``max_retries`` consecutive failures raise.
+  says how often that episode was re-run, and ``max_retries`` consecutive failures raise (or, with
+  ``on_failure="record"``, end that episode with ``info["status"] = "error"`` and the last error).
+- With ``timing=True``, ``Trajectory.info`` holds ``wall_s`` (the episode's time from its last start
+  to its end) and ``status`` ("ok", "timeout" or "error"); off by default, so trajectories stay
+  identical run to run. With ``episode_timeout_s``, an episode still running past it ends at its
+  next decision with status "timeout". A leaderboard uses all three, so one stuck or broken
+  episode costs that episode only.
 - Trajectories come back in the order of ``episodes``.
 - Starting from a snapshot: ``EpisodeSpec(seed, start=state, prefix=((obs, action), ...))`` restores
   ``state`` (``pool.restore``) instead of resetting, and the prompts see ``prefix`` as the episode's
@@ -79,11 +85,13 @@ class _Running:
     history: list[tuple[str, str, Any]] = field(default_factory=list)   # (observation, action, seat)
     turn: Turn | None = None          # the turn whose action is in flight
     waiting: bool = False             # ready for the policy
+    started: float = field(default_factory=time.perf_counter)
 
 
 def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling: SamplingParams | None = None, *,
             history_turns: int = 1, progress: Callable[[int, int, Trajectory], None] | bool | None = None,
-            max_retries: int = 3) -> tuple[list[Trajectory], dict[str, float]]:
+            max_retries: int = 3, on_failure: str = "raise", episode_timeout_s: float | None = None,
+            timing: bool = False) -> tuple[list[Trajectory], dict[str, float]]:
     """Run ``episodes`` to the end over ``pool`` with ``policy``; return (trajectories, metrics).
 
     ``progress``: a callable ``(done, total, trajectory)`` called per finished episode, or True
@@ -91,6 +99,8 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
     mean_return, success_rate, mean_turns, steps_per_s, policy_time_s, env_time_s, wall_time_s.
     """
     sampling = sampling or SamplingParams()
+    if on_failure not in ("raise", "record"):
+        raise ValueError(f"on_failure must be 'raise' or 'record', got {on_failure!r}")
     if policy.mode not in ("choose", "generate"):
         raise ValueError(f"policy {policy.name!r} has unknown mode {policy.mode!r}: expected 'choose' or 'generate'.")
     bar = None
@@ -107,6 +117,17 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
     in_flight: set[int] = set()       # slots with a command submitted to the pool
     stats = {"env_steps": 0, "dropped_episodes": 0, "policy_time_s": 0.0, "env_time_s": 0.0}
     start = time.perf_counter()
+
+    def finish(ep: _Running, status: str, slot: int) -> None:
+        if timing or status != "ok":
+            ep.traj.info["status"] = status
+        if timing:
+            ep.traj.info["wall_s"] = time.perf_counter() - ep.started
+        results[ep.index] = ep.traj
+        running.pop(slot, None)
+        if progress:
+            progress(sum(t is not None for t in results), len(episodes), ep.traj)
+        start_next(slot)
 
     def start_next(slot: int) -> None:
         if pending:
@@ -129,8 +150,13 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
             stats["dropped_episodes"] += 1
             failures[ep.index] = failures.get(ep.index, 0) + 1
             if failures[ep.index] >= max_retries:
-                raise RuntimeError(f"Episode {ep.index} (env seed {ep.spec.seed}) of {pool.env_id} failed "
-                                   f"{max_retries} times in a row; last error:\n{r.error}")
+                message = (f"Episode {ep.index} (env seed {ep.spec.seed}) of {pool.env_id} failed "
+                           f"{max_retries} times in a row; last error:\n{r.error}")
+                if on_failure == "raise":
+                    raise RuntimeError(message)
+                ep.traj.turns, ep.traj.success, ep.traj.info["error"] = [], False, message
+                finish(ep, "error", r.slot)
+                return
             pending.appendleft((ep.index, ep.spec))   # same seeds: an identical re-run
             start_next(r.slot)
             return
@@ -152,13 +178,11 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
             stats["env_steps"] += 1
             if r.terminated or r.truncated:
                 ep.traj.success = bool(r.info.get("success", False))
-                results[ep.index] = ep.traj
-                del running[r.slot]
-                if progress:
-                    progress(sum(t is not None for t in results), len(episodes), ep.traj)
-                start_next(r.slot)
+                finish(ep, "ok", r.slot)
                 return
         ep.obs, ep.info, ep.turn, ep.waiting = r.obs, r.info, None, True
+        if episode_timeout_s is not None and time.perf_counter() - ep.started > episode_timeout_s:
+            finish(ep, "timeout", r.slot)
 
     try:
         for slot in range(pool.num_envs):

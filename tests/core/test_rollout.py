@@ -159,6 +159,31 @@ def test_generate_mode_on_open_action_space():
     assert [t.action for t in trajs[0].turns] == ["hello", "stop"] and metrics["success_rate"] == 1.0
 
 
+def test_timing_records_status_and_wall_time_per_episode():
+    with make_pool(GUESS, 2, backend="local") as pool:
+        trajs, _ = collect(pool, SeededPolicy(), episode_specs(3, 1, seed=4), timing=True)
+    assert all(t.info["status"] == "ok" and t.info["wall_s"] > 0 for t in trajs)
+
+
+def test_an_episode_past_its_time_limit_ends_as_timeout_and_the_rest_run():
+    with make_pool(GUESS, 1, backend="local") as pool:
+        trajs, metrics = collect(pool, SeededPolicy(), episode_specs(2, 1, seed=4), episode_timeout_s=0.0, timing=True)
+    # a limit of 0 s ends every episode at its first decision after reset, before any turn
+    assert [t.info["status"] for t in trajs] == ["timeout", "timeout"] and all(not t.turns for t in trajs)
+    assert metrics["episodes"] == 2 and metrics["success_rate"] == 0.0
+
+
+def test_on_failure_record_ends_a_broken_episode_as_error_and_keeps_the_others():
+    kwargs = {"fault": "raise", "at_step": 1}            # every episode of this env fails on its first step
+    with make_pool(FAULTY, 1, backend="local", env_kwargs=kwargs) as pool:
+        with pytest.raises(RuntimeError, match="failed 2 times in a row"):
+            collect(pool, SeededPolicy(), episode_specs(2, 1, seed=3), max_retries=2)
+    with make_pool(FAULTY, 1, backend="local", env_kwargs=kwargs) as pool:
+        trajs, metrics = collect(pool, SeededPolicy(), episode_specs(2, 1, seed=3), max_retries=2, on_failure="record")
+    assert [t.info["status"] for t in trajs] == ["error", "error"] and "injected error" in trajs[0].info["error"]
+    assert metrics["dropped_episodes"] == 4 and not any(t.success for t in trajs)
+
+
 # -- collector, Ray ---------------------------------------------------------------------------
 
 def test_ray_and_local_pools_give_identical_trajectories(ray_up):
