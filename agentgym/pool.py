@@ -26,6 +26,10 @@ set, and the caller must ``reset`` that slot before stepping it again:
   and recreates the actor, fails every command in flight on it, and fails the next ``step`` of
   its other slots (their envs are gone). ``pool.metrics`` counts ``restarts`` and ``timeouts``.
 The collector (agentgym.rollout) drops the broken episode and re-runs it from the same seeds.
+
+Leaks (Ray only): with ``recycle_after`` (episodes) or ``max_worker_rss_mb`` (the RSS each actor
+reports with every result) an actor past its limit is replaced by a fresh one before it starts its
+next episode, once none of its slots is mid-episode; ``pool.metrics["recycles"]`` counts them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import psutil
 
 from agentgym.core import CapabilityError, capabilities_of
 from agentgym.registry import EnvSpec, make, register, registry, spec as get_spec
@@ -95,7 +101,7 @@ class EnvWorker:
 
     def describe(self) -> dict[str, Any]:
         env = next(iter(self.envs.values())).unwrapped
-        return {"system_prompt": getattr(env, "system_prompt", None), "pid": os.getpid()}
+        return {"system_prompt": getattr(env, "system_prompt", None), "pid": os.getpid(), "rss_mb": _rss_mb()}
 
     def reset(self, slot: int, seed: int | None) -> StepResult:
         try:
@@ -142,10 +148,11 @@ class EnvWorker:
         except Exception:
             return self._failed(slot, "step")
 
-    def run(self, commands: list[tuple[str, int, Any]]) -> list[StepResult]:
+    def run(self, commands: list[tuple[str, int, Any]]) -> tuple[list[StepResult], float]:
         """Several commands in one call: ("reset", slot, seed), ("step", slot, action), ("snapshot", slot, None),
-        ("restore", slot, state) or ("step_from", slot, (state, action))."""
-        return [getattr(self, kind)(slot, arg) for kind, slot, arg in commands]
+        ("restore", slot, state) or ("step_from", slot, (state, action)). Returns their results and
+        this process's RSS in MiB afterwards (the pool recycles an actor that grows past its limit)."""
+        return [getattr(self, kind)(slot, arg) for kind, slot, arg in commands], _rss_mb()
 
     def _expert(self, slot: int, info: dict, done: bool) -> dict:
         if self.with_expert and not done:   # no expert action after the episode ended
@@ -167,6 +174,10 @@ class EnvWorker:
                 env.close()
             except Exception:
                 pass
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def _resolve(env_id: str, with_expert: bool) -> EnvSpec:
@@ -193,7 +204,7 @@ class LocalEnvPool:
         self.env_id, self.num_envs = s.id, num_envs
         self.worker = EnvWorker(s, list(range(num_envs)), env_kwargs, max_turns, with_expert)
         self._system_prompt = self.worker.describe()["system_prompt"]
-        self.metrics = {"restarts": 0, "timeouts": 0, "errors": 0}
+        self.metrics = {"restarts": 0, "timeouts": 0, "errors": 0, "recycles": 0}
         self._ready: list[StepResult] = []
         self._busy: set[int] = set()
 
@@ -281,6 +292,7 @@ def init_ray(address: str | None = None, worker_niceness: int | None = None) -> 
 
 START_ATTEMPTS = 5            # starts of one env actor in a row before the pool gives up
 START_BACKOFF_S = 0.5
+STARTS = ("reset", "restore", "step_from")    # commands that define a slot's whole state (a new episode or search node)
 
 
 class RayEnvPool:
@@ -288,13 +300,14 @@ class RayEnvPool:
     queued commands as ONE remote call (a remote call costs ~1 ms here, more than a MiniHack
     step), collects what is ready, enforces the timeout and restarts actors that died or hung.
     A batch of k commands on one actor may take k * ``step_timeout_s`` (measured from when the
-    actor could start it); past that the actor counts as hung."""
+    actor could start it); past that the actor counts as hung. ``recycle_after`` (episodes) and
+    ``max_worker_rss_mb`` replace an actor between episodes (None: never)."""
 
     def __init__(self, env_id: str, num_envs: int, *, num_workers: int | None = None,
                  env_kwargs: dict | None = None, max_turns: int | None = None, step_timeout_s: float = 60.0,
                  with_expert: bool = False, ray_address: str | None = None, worker_cpus: float = 0.25,
-                 worker_niceness: int | None = 0,
-                 startup_timeout_s: float = 120.0):
+                 worker_niceness: int | None = 0, recycle_after: int | None = None,
+                 max_worker_rss_mb: float | None = None, startup_timeout_s: float = 120.0):
         import ray
 
         init_ray(ray_address, worker_niceness)
@@ -304,7 +317,10 @@ class RayEnvPool:
         self.num_workers = min(num_workers or os.cpu_count() or 1, num_envs)
         self.step_timeout_s, self.startup_timeout_s = float(step_timeout_s), float(startup_timeout_s)
         self.worker_cpus = worker_cpus
-        self.metrics = {"restarts": 0, "timeouts": 0, "errors": 0}
+        self.recycle_after, self.max_worker_rss_mb = recycle_after, max_worker_rss_mb
+        self.metrics = {"restarts": 0, "timeouts": 0, "errors": 0, "recycles": 0}
+        self.rss_mb = [0.0] * self.num_workers          # the last RSS each actor reported
+        self._episodes = [0] * self.num_workers         # episodes started on each actor since it started
         # max_restarts=0: the pool restarts actors itself, so it knows which envs were lost.
         self._actor_class = ray.remote(EnvWorker).options(num_cpus=worker_cpus, max_restarts=0)
         self._args = (s, env_kwargs, max_turns, with_expert)
@@ -316,6 +332,7 @@ class RayEnvPool:
         self._ref_worker: dict[Any, int] = {}
         self._busy: set[int] = set()
         self._lost: set[int] = set()                  # slots whose env died with its actor
+        self._live: set[int] = set()                  # slots mid-episode (an actor is never recycled under one)
         self._ready: list[StepResult] = []
 
     # -- actors -----------------------------------------------------------------------------
@@ -343,12 +360,16 @@ class RayEnvPool:
                         f"{self.startup_timeout_s:.0f}s. The cluster may lack CPUs for it (each asks for "
                         f"{self.worker_cpus} CPU): lower num_workers or worker_cpus, or add nodes.") from None
                 except Exception as e:
-                    if "creation task" in str(e):      # the constructor raised: the same again on a retry
+                    # The constructor raised: it would raise again. Anything else (the process was killed,
+                    # ran out of memory, crashed) is retried; Ray's message for it may mention the creation task.
+                    if getattr(e, "actor_init_failed", False):
                         self.close()
                         raise RuntimeError(f"EnvPool: env workers for {self.env_id} failed to start: {e}") from e
                     last[w] = e
                     failed.append(w)
             if not failed:
+                for w in workers:
+                    self.rss_mb[w], self._episodes[w] = infos[w]["rss_mb"], 0
                 return [infos[w] for w in workers]
             self.metrics["start_retries"] = self.metrics.get("start_retries", 0) + len(failed)
             time.sleep(START_BACKOFF_S * 2 ** attempt)
@@ -373,10 +394,28 @@ class RayEnvPool:
             failed += [StepResult(slot, kind, error=f"{self.env_id} slot {slot}: {why}") for kind, slot, _ in commands]
         self._queues[w].clear()
         self._lost.update(set(_slots_of(w, self.num_envs, self.num_workers)) - {r.slot for r in failed})
+        self._live.difference_update(_slots_of(w, self.num_envs, self.num_workers))
         self.actors[w] = self._new_actor(w)
         self._await_ready([w])        # a slow start must not count against the next step's timeout
         self.metrics["restarts"] += 1
         return failed
+
+    def _recycle_due(self, w: int, commands: list[tuple]) -> bool:
+        """Worker ``w`` is past a limit, about to start an episode, and none of its slots is mid-episode
+        (nothing in flight; every live slot is being reset or restored by ``commands``)."""
+        over = ((self.recycle_after is not None and self._episodes[w] >= self.recycle_after)
+                or (self.max_worker_rss_mb is not None and self.rss_mb[w] > self.max_worker_rss_mb))
+        starting = {slot for kind, slot, _ in commands if kind in STARTS}
+        return (over and bool(starting) and not self._queues[w]
+                and not (self._live & set(_slots_of(w, self.num_envs, self.num_workers))) - starting)
+
+    def _recycle(self, w: int, commands: list[tuple]) -> None:
+        """Replace worker ``w`` by a fresh actor (it leaked); slots not started by ``commands`` lose their env."""
+        self._ray.kill(self.actors[w], no_restart=True)
+        self._lost.update(set(_slots_of(w, self.num_envs, self.num_workers)) - {slot for _, slot, _ in commands})
+        self.actors[w] = self._new_actor(w)
+        self._await_ready([w])
+        self.metrics["recycles"] += 1
 
     # -- commands ---------------------------------------------------------------------------
     def reset(self, slot: int, seed: int | None) -> None:
@@ -418,6 +457,9 @@ class RayEnvPool:
     def _send(self) -> None:
         for w, commands in enumerate(self._unsent):
             if commands:
+                if self._recycle_due(w, commands):
+                    self._recycle(w, commands)
+                self._episodes[w] += sum(kind in ("reset", "restore") for kind, _, _ in commands)
                 ref = self.actors[w].run.remote(commands)
                 if not self._queues[w]:
                     self._head_since[w] = time.monotonic()
@@ -452,6 +494,11 @@ class RayEnvPool:
                 break
         self._busy.difference_update(r.slot for r in out)
         self.metrics["errors"] += sum(r.error is not None for r in out)
+        for r in out:
+            if r.error is None and r.kind in ("reset", "restore", "step") and not (r.terminated or r.truncated):
+                self._live.add(r.slot)
+            elif r.kind != "snapshot" or r.error is not None:
+                self._live.discard(r.slot)
         return out
 
     def _collect(self, ready: set) -> list[StepResult]:
@@ -463,7 +510,8 @@ class RayEnvPool:
                 self._ref_worker.pop(ref)
                 self._head_since[w] = time.monotonic()
                 try:
-                    out += ray.get(ref)
+                    results, self.rss_mb[w] = ray.get(ref)
+                    out += results
                 except ray.exceptions.RayActorError as e:
                     out += [StepResult(slot, kind, error=f"{self.env_id} slot {slot}: worker {w} died: {e}")
                             for kind, slot, _ in commands]
@@ -498,7 +546,8 @@ def make_pool(env_id: str, num_envs: int, *, backend: str = "ray", num_workers: 
               with_expert: bool = False, ray_address: str | None = None, **ray_options: Any) -> EnvPool:
     """Build a pool of ``num_envs`` envs of ``env_id``. ``backend="ray"`` spreads them over
     ``num_workers`` actors (default: one per CPU, at most one per env); ``"local"`` runs them in
-    this process (tests, debugging). Extra ``ray_options``: ``worker_cpus``, ``startup_timeout_s``."""
+    this process (tests, debugging). Extra ``ray_options``: ``worker_cpus``, ``worker_niceness``,
+    ``recycle_after``, ``max_worker_rss_mb``, ``startup_timeout_s`` (the local pool has no actors to recycle)."""
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}.")
     if num_workers is not None and num_workers < 1:
@@ -528,4 +577,5 @@ def pool_from_config(cfg: Any, *, with_expert: bool = False, num_envs: int | Non
                      num_workers=int(r.num_workers), env_kwargs=env_kwargs,
                      max_turns=cfg.env.max_turns, step_timeout_s=float(r.step_timeout_s), with_expert=with_expert,
                      ray_address=r.ray_address, worker_cpus=float(r.worker_cpus),
-                     worker_niceness=r.get("worker_niceness"))
+                     worker_niceness=r.get("worker_niceness"), recycle_after=r.get("recycle_after"),
+                     max_worker_rss_mb=r.get("max_worker_rss_mb"))

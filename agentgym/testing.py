@@ -17,6 +17,10 @@ registry-wide check-env over these ids is harmless.
                             snapshots replay it (``agentgym.snapshot``)
     AgentgymTest-Noisy-v0   NoisyGuessEnv: like Replay, but every reset is different whatever the
                             seed, so replay snapshots must refuse it
+    AgentgymTest-Leaky-v0   LeakyGuessEnv: the guessing game leaking ``leak_mb_per_episode`` MiB of
+                            its process's memory on every reset (actor recycling's test)
+
+``ActorKiller`` is the fault drill's helper: a thread that SIGKILLs env actors at random moments.
 
 Every other toy env implements get_state/set_state (native snapshots).
 """
@@ -24,8 +28,13 @@ Every other toy env implements get_state/set_state (native snapshots).
 from __future__ import annotations
 
 import os
+import random
+import signal
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 from agentgym.core import TextEnv
 from agentgym.multiagent import SeatEnv
@@ -143,6 +152,22 @@ class NoisyGuessEnv(ReplayGuessEnv):
         NoisyGuessEnv.resets += 1
         obs, info = super().reset(seed=seed, options=options)
         return f"Round {NoisyGuessEnv.resets}. {obs}", info
+
+
+class LeakyGuessEnv(GuessNumberEnv):
+    """The guessing game that leaks ``leak_mb_per_episode`` MiB on every reset. The memory is held by
+    the class, so rebuilding the env does not free it; only a new process (a recycled actor) does."""
+
+    leaked: list[bytearray] = []
+
+    def __init__(self, n: int = 8, leak_mb_per_episode: float = 0.0):
+        super().__init__(n)
+        self.leak_mb_per_episode = leak_mb_per_episode
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        if self.leak_mb_per_episode:   # written, not just allocated, so it counts in the RSS
+            LeakyGuessEnv.leaked.append(bytearray(b"\x01") * int(self.leak_mb_per_episode * 2**20))
+        return super().reset(seed=seed, options=options)
 
 
 class EchoEnv(TextEnv):
@@ -265,6 +290,65 @@ def train_one_iteration(cfg):
         trainer.cleanup()
 
 
+def env_actor_processes() -> list[tuple[int, str]]:
+    """(pid, title) of the env actors this process's Ray instance runs (its own descendants only, so
+    another user's Ray on the machine is never touched). An actor still being built (a start or a
+    restart) is titled ``ray::EnvWorker.__init__``."""
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            title = " ".join(p.cmdline()).strip()
+        except psutil.Error:
+            continue
+        if title.startswith("ray::EnvWorker"):
+            out.append((p.pid, title))
+    return out
+
+
+class ActorKiller(threading.Thread):
+    """The fault drill: SIGKILLs a random env actor every ``interval`` (uniform, seconds) until ``kills``
+    attempts or ``stop()``. After a kill, with probability ``restart_kill_p``, it waits for the pool to
+    start the replacement and kills that one while it is still being built (a kill during a restart).
+    ``stats``: attempted (a target was picked), landed (the signal reached a live process),
+    during_restart (landed on an actor still in its constructor)."""
+
+    def __init__(self, kills: int, interval: tuple[float, float] = (0.5, 1.5), restart_kill_p: float = 0.3,
+                 seed: int = 0):
+        super().__init__(daemon=True)
+        self.kills, self.interval, self.restart_kill_p = kills, interval, restart_kill_p
+        self.rng = random.Random(seed)
+        self.stats = {"attempted": 0, "landed": 0, "during_restart": 0}
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+
+    def _kill(self, pid: int, title: str) -> None:
+        self.stats["attempted"] += 1
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.stats["landed"] += 1
+        self.stats["during_restart"] += title.endswith("__init__")
+
+    def run(self) -> None:
+        while self.stats["attempted"] < self.kills and not self._stop.wait(self.rng.uniform(*self.interval)):
+            actors = env_actor_processes()
+            if not actors:
+                continue
+            self._kill(*self.rng.choice(actors))
+            if self.rng.random() < self.restart_kill_p:
+                deadline = time.monotonic() + 10.0
+                while time.monotonic() < deadline and not self._stop.is_set():
+                    starting = [a for a in env_actor_processes() if a[1].endswith("__init__")]
+                    if starting:
+                        self._kill(*starting[0])
+                        break
+                    time.sleep(0.01)
+
+
 def meet_seat_env(seat: str = "random", partner="bot", size: int = 5) -> SeatEnv:
     return SeatEnv(MeetGame(size=size), seat=seat, partner=partner)
 
@@ -279,6 +363,8 @@ register("AgentgymTest-Replay-v0", "agentgym.testing:ReplayGuessEnv", max_turns=
          description="Toy: the guessing game without get_state/set_state (replay snapshots).")
 register("AgentgymTest-Noisy-v0", "agentgym.testing:NoisyGuessEnv", max_turns=8, family="agentgym-test",
          description="Toy: the guessing game whose resets differ whatever the seed (replay snapshots refuse it).")
+register("AgentgymTest-Leaky-v0", "agentgym.testing:LeakyGuessEnv", max_turns=8, family="agentgym-test",
+         description="Toy: the guessing game leaking memory on every reset (off by default; actor recycling).")
 register("AgentgymTest-Echo-v0", "agentgym.testing:EchoEnv", max_turns=4, family="agentgym-test",
          description="Toy: open action space, echoes the action; 'stop' ends the episode.")
 

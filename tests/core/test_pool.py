@@ -7,9 +7,16 @@ import pytest
 
 import agentgym.testing  # noqa: F401  (registers the AgentgymTest-* toy envs)
 from agentgym.core import CapabilityError
+from agentgym.policies import make_policy
 from agentgym.pool import StepResult, _ray_init_kwargs, init_ray, make_pool
+from agentgym.rollout import collect, episode_specs
 
 GUESS, FAULTY, ECHO = "AgentgymTest-Guess-v0", "AgentgymTest-Faulty-v0", "AgentgymTest-Echo-v0"
+LEAKY = "AgentgymTest-Leaky-v0"
+
+
+def as_dicts(trajectories):
+    return [t.to_dict() for t in trajectories]
 
 
 def wait_all(pool, n, timeout=60.0):
@@ -105,7 +112,7 @@ def test_ray_pool_matches_local_pool(ray_up):
     with make_pool(GUESS, 5, backend="ray", num_workers=2, with_expert=True) as pool:
         assert pool.num_workers == 2 and "number guessing" in pool.system_prompt()
         got = run_script(pool, seeds, actions)
-        assert pool.metrics == {"restarts": 0, "timeouts": 0, "errors": 0}
+        assert pool.metrics == {"restarts": 0, "timeouts": 0, "errors": 0, "recycles": 0}
     assert got == expected
 
 
@@ -160,6 +167,37 @@ def test_ray_step_timeout_kills_hung_worker(ray_up, tmp_path):
         pool.step(hung.slot, "guess 1")                     # marker exists: no hang now
         (r,) = wait_all(pool, 1)
         assert r.error is None
+
+
+def test_leaking_actor_is_recycled_and_trajectories_are_unchanged(ray_up):
+    """An env leaking 40 MiB an episode: each actor is replaced once its RSS passes the limit, between
+    episodes, so the trajectories equal a clean run's and the RSS stays bounded."""
+    specs = episode_specs(12, 1, seed=4)
+    with make_pool(LEAKY, 2, backend="local") as pool:
+        clean = as_dicts(collect(pool, make_policy("random"), specs)[0])
+    with make_pool(LEAKY, 2, backend="ray", num_workers=2, env_kwargs={"leak_mb_per_episode": 40}) as probe:
+        limit = max(probe.rss_mb) + 100           # about 3 episodes' leak above a fresh actor
+    with make_pool(LEAKY, 2, backend="ray", num_workers=2, env_kwargs={"leak_mb_per_episode": 40},
+                   max_worker_rss_mb=limit) as pool:
+        trajs, metrics = collect(pool, make_policy("random"), specs)
+        assert pool.metrics["recycles"] >= 2 and pool.metrics["restarts"] == 0
+        assert max(pool.rss_mb) < limit + 50
+    assert metrics["dropped_episodes"] == 0 and as_dicts(trajs) == clean
+
+
+def test_actor_is_recycled_after_n_episodes_only_between_episodes(ray_up):
+    """recycle_after=1 with 2 slots per actor: an actor is never replaced while its other slot is
+    mid-episode, at the latest at the next collect (every slot idle); trajectories are unchanged."""
+    first, second = episode_specs(6, 1, seed=1), episode_specs(6, 1, seed=2)
+    with make_pool(GUESS, 4, backend="local") as pool:
+        clean = [as_dicts(collect(pool, make_policy("random"), specs)[0]) for specs in (first, second)]
+    with make_pool(GUESS, 4, backend="ray", num_workers=2, recycle_after=1) as pool:
+        got = [as_dicts(collect(pool, make_policy("random"), first)[0])]
+        before = pool.metrics["recycles"]
+        got.append(as_dicts(collect(pool, make_policy("random"), second)[0]))
+        assert pool.metrics["recycles"] >= before + 2         # both actors, as the second collect starts
+        assert pool.metrics["errors"] == 0 and pool.metrics["restarts"] == 0   # no episode lost its env
+    assert got == clean
 
 
 def test_ray_pool_reports_workers_that_fail_to_start(ray_up):
