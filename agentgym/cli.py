@@ -7,6 +7,8 @@
     agentgym eval --env minihack --policy random    success rate and return on fixed seeds
     agentgym data webshop --help                    fetch, check or generate an env family's data
     agentgym calm-eval --judge hf:agentgym-tiny     a CALM subgoal judge against the oracle's labels
+    agentgym leaderboard run --suite core@1 --policy random --out results/   one submission, in Docker
+    agentgym leaderboard build results/ --out site/                          the static board
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from agentgym.config import ConfigError
     from agentgym.core import CapabilityError
     from agentgym.judge import JudgeError
+    from agentgym.leaderboard.errors import LeaderboardError
     from agentgym.models import ModelNotFoundError
     from agentgym.policies.errors import EndpointError, WeightSyncTimeout
     from agentgym.registry import EnvNotAvailable, UnknownEnvError
 
     return (ConfigError, CapabilityError, EnvNotAvailable, UnknownEnvError, ModelNotFoundError, FileNotFoundError,
-            EndpointError, WeightSyncTimeout, ImportError, JudgeError)
+            EndpointError, WeightSyncTimeout, ImportError, JudgeError, LeaderboardError)
 
 
 def cmd_envs(args: argparse.Namespace) -> int:
@@ -111,28 +114,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model_folder(checkpoint: str) -> str:
-    """A model folder from a run folder (its latest checkpoint), a checkpoint folder or a model folder."""
-    from agentgym.trainers.checkpoint import latest_checkpoint
-
-    path = Path(checkpoint)
-    if (path / "checkpoints").is_dir():
-        latest = latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(f"{path} is a run folder without checkpoints; train longer or pass a model folder.")
-        path = latest
-    return str(path / "model") if (path / "model").is_dir() else str(path)
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     from agentgym.evaluate import evaluate
     from agentgym.policies import backend_options, make_policy
 
     cfg = _load_cfg(args)
     if args.policy in ("model", "vllm"):
-        from agentgym.models import load_model, resolve_device
+        from agentgym.models import load_model, model_folder, resolve_device
 
-        path = _model_folder(args.checkpoint) if args.checkpoint else cfg.model.path
+        path = model_folder(args.checkpoint) if args.checkpoint else cfg.model.path
         cfg.model.path = path
         model, tokenizer = load_model(path, dtype=cfg.model.dtype)
         backend = "hf" if args.policy == "model" else "vllm"
@@ -163,6 +153,47 @@ def cmd_calm_eval(args: argparse.Namespace) -> int:
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_leaderboard_run(args: argparse.Namespace) -> int:
+    from agentgym.leaderboard import container
+    from agentgym.leaderboard.runner import resolve_submission, run_suite, summary_line
+    from agentgym.leaderboard.suite import load_suite, suites_dir
+
+    suite = load_suite(args.suite)
+    submission = resolve_submission(args.policy, name=args.name)
+    docker = args.docker
+    if docker is None:          # the default once the image exists (and never for an endpoint)
+        docker = (submission.policy != "openai" and container.docker_problem() is None
+                  and container.image_digest(args.image or container.default_image()) is not None)
+        if not docker:
+            print("agentgym: evaluating on the host (no Docker image; `agentgym leaderboard image` builds it)",
+                  file=sys.stderr)
+    if docker:
+        suite_file = Path(args.suite) if Path(args.suite).is_file() else suites_dir() / f"{args.suite}.yaml"
+        summary = container.run_in_container(suite, suite_file, submission, args.out, image=args.image,
+                                             resume=args.resume, num_envs=args.num_envs, cpus=args.cpus,
+                                             memory=args.memory, timeout_s=args.timeout_s)
+    else:
+        summary = run_suite(suite, submission, args.out, resume=args.resume, num_envs=args.num_envs,
+                            progress=args.progress)
+    print(f"{submission.name} on {suite.label}:\n{summary_line(summary)}")
+    return 0
+
+
+def cmd_leaderboard_build(args: argparse.Namespace) -> int:
+    from agentgym.leaderboard.site import build_site
+
+    build_site(args.results, args.out)
+    print(f"agentgym: the board is in {args.out}/index.html (Markdown table: {args.out}/leaderboard.md)")
+    return 0
+
+
+def cmd_leaderboard_image(args: argparse.Namespace) -> int:
+    from agentgym.leaderboard.container import build_image
+
+    print(build_image(base=args.base, tag=args.tag, wheels=args.wheels))
     return 0
 
 
@@ -249,6 +280,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="the hf judge's device")
     p.add_argument("--out", default=None, help="write the result JSON here")
     p.set_defaults(fn=cmd_calm_eval)
+
+    p = sub.add_parser("leaderboard", help="evaluate submissions on a fixed suite (in Docker) and build the board")
+    board = p.add_subparsers(dest="leaderboard_command", required=True)
+    p = board.add_parser("run", help="evaluate one submission on a suite: one JSONL line per episode")
+    p.add_argument("--suite", default="core@1", help="a suite label (configs/leaderboard/) or a manifest file")
+    p.add_argument("--policy", required=True, help="random, expert, agentgym-tiny, smollm2-135m, a run folder, "
+                   "a checkpoint or model folder, or openai:MODEL@BASE_URL")
+    p.add_argument("--name", default=None, help="the submission's name (default: from --policy)")
+    p.add_argument("--out", default="results", help="results folder: <out>/<name>/episodes.jsonl, summary.json")
+    p.add_argument("--docker", dest="docker", action="store_true", default=None,
+                   help="run inside a container (the default when the image exists)")
+    p.add_argument("--no-docker", dest="docker", action="store_false", help="run on this host")
+    p.add_argument("--image", default=None, help="the image (default agentgym:<version>)")
+    p.add_argument("--resume", action="store_true", help="continue a run: finished episodes are kept, not re-run")
+    p.add_argument("--num-envs", type=int, default=4, help="episodes played at once")
+    p.add_argument("--cpus", type=float, default=2, help="container CPU limit")
+    p.add_argument("--memory", default="8g", help="container memory limit")
+    p.add_argument("--timeout-s", type=float, default=None, help="container wall-clock limit (default from the suite)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(fn=cmd_leaderboard_run)
+    p = board.add_parser("build", help="a static HTML board (and a Markdown table) from results folders")
+    p.add_argument("results")
+    p.add_argument("--out", default="site")
+    p.set_defaults(fn=cmd_leaderboard_build)
+    p = board.add_parser("image", help="build the leaderboard's Docker image (docker/Dockerfile)")
+    p.add_argument("--base", default="python:3.11-slim", help="base image (here: agentgym-base:bookworm, "
+                   "made by docker/make-base.sh)")
+    p.add_argument("--tag", default=None)
+    p.add_argument("--wheels", action="store_true", help="build a wheelhouse first, so the build needs no network")
+    p.set_defaults(fn=cmd_leaderboard_image)
 
     p = sub.add_parser("data", help="fetch, check or generate an env family's data (agentgym data FAMILY --help)",
                        add_help=False)

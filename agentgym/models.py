@@ -308,6 +308,19 @@ def resolve_device(name: str = "auto"):
     return device
 
 
+def model_folder(path: str | os.PathLike) -> str:
+    """The model folder of a run folder (its latest checkpoint), a checkpoint folder or a model folder."""
+    from agentgym.trainers.checkpoint import latest_checkpoint
+
+    path = Path(path)
+    if (path / "checkpoints").is_dir():
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise FileNotFoundError(f"{path} is a run folder without checkpoints; train longer or pass a model folder.")
+        path = latest
+    return str(path / "model") if (path / "model").is_dir() else str(path)
+
+
 def load_model(path: str, *, dtype: str = "float32", lora: dict | None = None,
                cache_dir: str | os.PathLike | None = None):
     """Return ``(model, tokenizer)``; ``lora={"enabled": True, "r", "alpha", "dropout", "target_modules"}``

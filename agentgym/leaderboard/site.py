@@ -8,9 +8,10 @@ containers and from pull requests. The pages load nothing (no server, no CDN; a
 Content-Security-Policy forbids any fetch and any script but the page's own), so they work
 offline from file://.
 
-An env's headline number is its family score when its records have one (WebShop score,
-Overcooked soups), else its success rate; submissions are ranked by the average of their
-headline numbers over the board's envs (an env a submission lacks counts 0).
+An env's headline number is its family score when its records have one on a 0-1 scale (WebShop
+score), else its success rate (a score on another scale, Overcooked's soups, is shown beside it);
+submissions are ranked by the average of their headline numbers over the board's envs (an env a
+submission lacks counts 0), so every env weighs the same.
 """
 
 from __future__ import annotations
@@ -165,8 +166,11 @@ def center(stat: dict) -> str:
 
 def make_board(subs: list[Submission]) -> Board:
     envs = list(dict.fromkeys(env for sub in subs for env in sub.summary))
-    keys = {env: "score" if any(sub.summary.get(env, {}).get("score", {}).get("n") for sub in subs) else "success"
-            for env in envs}
+    def unit_score(env: str) -> bool:
+        scores = [r["score"] for sub in subs for r in sub.records if r["env"] == env and r["score"] is not None]
+        return bool(scores) and all(0.0 <= x <= 1.0 for x in scores)
+
+    keys = {env: "score" if unit_score(env) else "success" for env in envs}
     board = Board(subs, envs, keys)
     board.subs = sorted(subs, key=lambda s: (-board.average(s), s.name))
     return board
@@ -205,6 +209,16 @@ def pm(stat: dict | None) -> str:
     if stat["hi"] is None:
         return f"{num(stat['mean'])} (n=1)"
     return f"{num(stat['mean'])} ± {num(stat['hi'] - stat['mean'])}"
+
+
+def beside(board: Board, env: str, entry: dict) -> str:
+    """The number shown under the headline: the success rate under a score, a score on its own scale
+    (Overcooked's soups) under a success rate."""
+    if board.keys[env] == "score":
+        return f"success {pm(entry['success'])}"
+    if entry["score"]["n"]:
+        return f"{entry.get('score_name') or 'score'} {pm(entry['score'])}"
+    return ""
 
 
 def headline_name(board: Board, env: str) -> str:
@@ -297,7 +311,7 @@ def index_html(board: Board, pairs: list[dict]) -> str:
             if entry is None or h[center(h)] is None:
                 cells.append('<td class="n" data-sort="">—</td>')
                 continue
-            extra = f"<br><small>success {e(pm(entry['success']))}</small>" if board.keys[env] == "score" else ""
+            extra = f"<br><small>{e(beside(board, env, entry))}</small>" if beside(board, env, entry) else ""
             if entry["groups"]:
                 extra += f"<br><small>{e(groups_text(entry))}</small>"
             cells.append(f'<td class="n" data-sort="{h[center(h)]!r}">{e(pm(h))}{extra}</td>')
@@ -395,8 +409,8 @@ def leaderboard_md(board: Board) -> str:
         for env in board.envs:
             entry = sub.summary.get(env)
             cell = pm(board.headline(sub, env))
-            if entry and board.keys[env] == "score":
-                cell += f" (success {num(entry['success']['rate'])})"
+            if entry and beside(board, env, entry):
+                cell += f" ({beside(board, env, entry)})"
             if entry and entry["groups"]:
                 cell += f" ({groups_text(entry)})"
             cells.append(md(cell))
