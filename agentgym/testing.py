@@ -27,6 +27,7 @@ Every other toy env implements get_state/set_state (native snapshots).
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -99,16 +100,18 @@ class FaultyGuessEnv(GuessNumberEnv):
     the process dies, as when an engine segfaults). With ``marker`` set, the fault fires only
     if that file does not exist yet, and creates it first: the first run breaks, re-runs pass.
     ``crash_on_start``: a counter file; the first ``start_crashes`` constructions kill their process
-    (an actor that dies while it starts or restarts).
+    (an actor that dies while it starts or restarts). ``step_delay_s``: every step takes that long, as
+    a real engine's does, so the fault drill's kills land mid-episode.
     """
 
     def __init__(self, n: int = 8, fault: str = "exit", at_step: int | None = None,
                  marker: str | None = None, sleep_s: float = 30.0, crash_on_start: str | None = None,
-                 start_crashes: int = 0):
+                 start_crashes: int = 0, step_delay_s: float = 0.0):
         super().__init__(n)
         if fault not in ("sleep", "raise", "exit"):
             raise ValueError(f"fault must be 'sleep', 'raise' or 'exit', got {fault!r}.")
         self.fault, self.at_step, self.marker, self.sleep_s = fault, at_step, marker, sleep_s
+        self.step_delay_s = step_delay_s
         if crash_on_start is not None:          # the process dies while building the env, start_crashes times
             path = Path(crash_on_start)          # (a counter file shared by every process that builds one)
             count = int(path.read_text() or 0) if path.exists() else 0
@@ -124,6 +127,7 @@ class FaultyGuessEnv(GuessNumberEnv):
                 raise RuntimeError(f"FaultyGuessEnv: injected error on step {self.at_step}")
             else:
                 os._exit(3)
+        time.sleep(self.step_delay_s)
         return super().step(action)
 
     def _arm(self) -> bool:
@@ -306,22 +310,27 @@ def env_actor_processes() -> list[tuple[int, str]]:
 
 
 class ActorKiller(threading.Thread):
-    """The fault drill: SIGKILLs a random env actor every ``interval`` (uniform, seconds) until ``kills``
-    attempts or ``stop()``. After a kill, with probability ``restart_kill_p``, it waits for the pool to
-    start the replacement and kills that one while it is still being built (a kill during a restart).
+    """The fault drill: SIGKILLs a random running env actor at random moments until ``kills`` kills have
+    landed or ``stop()``. After a kill, with probability ``restart_kill_p``, it waits for the pool to start
+    the replacement and kills that one too while it is still being built (a kill during a restart). Then
+    it waits until a new actor runs (the pool recovered) and ``interval`` (uniform, seconds) more, enough
+    for the re-run of a dropped episode: kills faster than that could fail one episode
+    ``collect(max_retries=3)`` times in a row, which is meant to raise.
     ``stats``: attempted (a target was picked), landed (the signal reached a live process),
     during_restart (landed on an actor still in its constructor)."""
 
     def __init__(self, kills: int, interval: tuple[float, float] = (0.5, 1.5), restart_kill_p: float = 0.3,
-                 seed: int = 0):
+                 seed: int = 0, recover_timeout_s: float = 60.0):
         super().__init__(daemon=True)
         self.kills, self.interval, self.restart_kill_p = kills, interval, restart_kill_p
+        self.recover_timeout_s = recover_timeout_s
         self.rng = random.Random(seed)
         self.stats = {"attempted": 0, "landed": 0, "during_restart": 0}
-        self._stop = threading.Event()
+        self._halt = threading.Event()
+        self._seen: set[int] = set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def _kill(self, pid: int, title: str) -> None:
@@ -333,20 +342,72 @@ class ActorKiller(threading.Thread):
         self.stats["landed"] += 1
         self.stats["during_restart"] += title.endswith("__init__")
 
+    def _await(self, found) -> tuple[int, str] | None:
+        """The first new env actor ``found`` accepts, polling until the recover timeout."""
+        deadline = time.monotonic() + self.recover_timeout_s
+        while time.monotonic() < deadline and not self._halt.is_set():
+            for actor in env_actor_processes():
+                if actor[0] not in self._seen and found(actor[1]):
+                    return actor
+            time.sleep(0.01)
+        return None
+
     def run(self) -> None:
-        while self.stats["attempted"] < self.kills and not self._stop.wait(self.rng.uniform(*self.interval)):
-            actors = env_actor_processes()
-            if not actors:
+        while self.stats["landed"] < self.kills and not self._halt.wait(self.rng.uniform(*self.interval)):
+            running = [a for a in env_actor_processes() if not a[1].endswith("__init__")]
+            if not running:
                 continue
-            self._kill(*self.rng.choice(actors))
-            if self.rng.random() < self.restart_kill_p:
-                deadline = time.monotonic() + 10.0
-                while time.monotonic() < deadline and not self._stop.is_set():
-                    starting = [a for a in env_actor_processes() if a[1].endswith("__init__")]
-                    if starting:
-                        self._kill(*starting[0])
-                        break
-                    time.sleep(0.01)
+            self._seen.update(pid for pid, _ in env_actor_processes())
+            self._kill(*self.rng.choice(running))
+            if self.rng.random() < self.restart_kill_p and self.stats["landed"] < self.kills:
+                starting = self._await(lambda title: title.endswith("__init__"))
+                if starting:
+                    self._seen.add(starting[0])
+                    self._kill(*starting)
+            self._await(lambda title: not title.endswith("__init__"))
+
+
+# What faults may change: their own counters, and env_steps (it counts the steps of dropped episodes too).
+FAULT_COUNTERS = ("dropped_episodes", "restarts", "timeouts", "recycles", "env_steps", "env_steps_total")
+
+
+def comparable(rows: list[dict]) -> list[dict]:
+    """Metric rows without wall-clock numbers and fault counters: what a run under fire must reproduce."""
+    return [{k: v for k, v in row.items()
+             if not (k.endswith("_s") or "rss" in k or k.rsplit("/", 1)[-1] in FAULT_COUNTERS)} for row in rows]
+
+
+def same_metrics(a: list[dict], b: list[dict], rel: float = 1e-5) -> bool:
+    """``comparable`` rows equal; floats to ``rel``: a re-run episode is batched with other episodes in the
+    policy's forward pass, which moves log-probs (so losses) in the 7th digit, never an action."""
+    a, b = comparable(a), comparable(b)
+    return len(a) == len(b) and all(
+        x.keys() == y.keys() and all(math.isclose(x[k], y[k], rel_tol=rel, abs_tol=1e-7) if isinstance(x[k], float)
+                                     else x[k] == y[k] for k in x) for x, y in zip(a, b))
+
+
+def drill_config(output_dir, run_name: str, iterations: int = 12):
+    """The fault drill's training run: GRPO on the faulty guessing game (no fault armed; 50 ms steps),
+    8 envs on 2 Ray actors, one eval at the end on the same pool."""
+    from agentgym.config import load_config
+
+    cfg = load_config(env="AgentgymTest-Faulty-v0", algo="grpo", overrides=[
+        "rollout.pool=ray", "rollout.num_envs=4", "rollout.num_workers=2", f"train.iterations={iterations}",
+        "train.episodes_per_iter=16", "algo.group_size=4", "train.minibatch_size=64", "env.max_turns=4",
+        "eval.every=0", "eval.episodes=8", "checkpoint.every=0", f"output_dir={output_dir}",
+        f"run_name={run_name}", "logging.progress=false", "logging.tensorboard=false"])
+    cfg.env.kwargs = {"n": 4, "step_delay_s": 0.05}
+    return cfg
+
+
+def under_fire(fn, killer: ActorKiller):
+    """``fn()`` while ``killer`` runs; returns (its result, wall seconds)."""
+    killer.start()
+    t0 = time.perf_counter()
+    try:
+        return fn(), time.perf_counter() - t0
+    finally:
+        killer.stop()
 
 
 def meet_seat_env(seat: str = "random", partner="bot", size: int = 5) -> SeatEnv:

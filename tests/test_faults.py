@@ -69,3 +69,48 @@ def test_training_survives_env_actor_crash(tmp_path):
     assert by_step[1]["rollout/restarts"] >= 1 and by_step[1]["rollout/dropped_episodes"] >= 1
     assert by_step[1]["rollout/episodes"] == 8 and by_step[2]["rollout/episodes"] == 8
     assert "losses/loss" in by_step[2]
+
+
+def played(run_dir):
+    """(seed, actions, rewards, success) of the trajectories a run saved: exact under any faults."""
+    out = []
+    for path in sorted((run_dir / "trajectories").glob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            t = json.loads(line)
+            out.append((path.name, t["seed"], [(u["action"], u["reward"]) for u in t["turns"]], t["success"]))
+    return out
+
+
+@pytest.mark.slow
+def test_fault_drill_training_survives_20_actor_kills_with_unchanged_metrics(tmp_path):
+    """SIGKILL env actors at random moments (some while the pool restarts them) through a training run:
+    it finishes, and its metrics and trajectories are the undisturbed run's (fault counters aside)."""
+    from agentgym.testing import ActorKiller, drill_config, same_metrics, under_fire
+
+    clean = train(drill_config(tmp_path, "clean", iterations=10))
+    killer = ActorKiller(kills=20, seed=0)
+    fired, _ = under_fire(lambda: train(drill_config(tmp_path, "fired", iterations=10)), killer)
+    assert killer.stats["landed"] >= 20 and killer.stats["during_restart"] >= 1, killer.stats
+    assert sum(r.get("rollout/restarts", 0) for r in fired) >= 10
+    assert sum(r.get("rollout/dropped_episodes", 0) for r in fired) >= 1
+    assert same_metrics(fired, clean)
+    assert played(tmp_path / "fired") == played(tmp_path / "clean")
+
+
+@pytest.mark.slow
+def test_fault_drill_evaluation_survives_actor_kills_with_unchanged_results(tmp_path):
+    """The same for evaluation (its own pool): the results equal an undisturbed evaluation's."""
+    from agentgym.evaluate import evaluate
+    from agentgym.policies import make_policy
+    from agentgym.testing import ActorKiller, drill_config, under_fire
+
+    cfg = drill_config(tmp_path, "eval")
+    clean, clean_trajs = evaluate(make_policy("random"), cfg, episodes=160)
+    killer = ActorKiller(kills=6, seed=1)
+    (fired, fired_trajs), _ = under_fire(lambda: evaluate(make_policy("random"), cfg, episodes=160), killer)
+    assert killer.stats["landed"] >= 6, killer.stats
+    assert fired["dropped_episodes"] >= 1
+    assert {**fired, "dropped_episodes": 0} == {**clean, "dropped_episodes": 0}
+    for t in fired_trajs:
+        t.info["dropped_restarts"] = 0
+    assert [t.to_dict() for t in fired_trajs] == [t.to_dict() for t in clean_trajs]
