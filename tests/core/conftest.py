@@ -15,17 +15,3 @@ def ray_up():
     yield ray
     if started:
         ray.shutdown()
-
-
-TINY_CORPUS = ["You see: a staircase down: 4 east, 3 south.", "go to the cabinet 1", "open the drawer", "take apple",
-               "HP 12/12, depth 1, turn 3.", "Reach the staircase down (>)."] * 40
-
-
-@pytest.fixture(scope="session")
-def tiny_folder(tmp_path_factory) -> str:
-    """A small agentgym-tiny variant (400-token vocabulary) built once per test session, for the backend tests."""
-    from agentgym.models import build_tiny
-
-    path = tmp_path_factory.mktemp("tiny")
-    build_tiny(path, corpus=TINY_CORPUS, vocab_size=400)
-    return str(path)

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
 
 from agentgym.leaderboard.errors import LeaderboardError
 from agentgym.leaderboard.site import build_site, paired_table
@@ -149,7 +150,8 @@ def test_refuses_nan(results, tmp_path):
 
 def test_board_in_chromium(results, tmp_path):
     if not CHROMIUM.exists():
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium chromium-driver)")
+        skip_or_fail("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium chromium-driver)",
+                     "AGENTGYM_REQUIRE_BROWSER")
     sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install -e '.[test]')")
     site = tmp_path / "site"
     build_site(results, site)
