@@ -174,7 +174,7 @@ def cmd_leaderboard_run(args: argparse.Namespace) -> int:
         suite_file = Path(args.suite) if Path(args.suite).is_file() else suites_dir() / f"{args.suite}.yaml"
         summary = container.run_in_container(suite, suite_file, submission, args.out, image=args.image,
                                              resume=args.resume, num_envs=args.num_envs, cpus=args.cpus,
-                                             memory=args.memory, timeout_s=args.timeout_s)
+                                             memory=args.memory, timeout_s=args.timeout_s, progress=args.progress)
     else:
         summary = run_suite(suite, submission, args.out, resume=args.resume, num_envs=args.num_envs,
                             progress=args.progress)

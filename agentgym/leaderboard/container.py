@@ -66,13 +66,18 @@ def build_image(*, base: str = "python:3.11-slim", tag: str | None = None, wheel
     return image_digest(tag) or tag
 
 
+def sandbox_flags(*, name: str, cpus: float, memory: str, pids: int) -> list[str]:
+    """``docker run`` flags of every leaderboard container: no network, a read-only root with an
+    in-memory /tmp, no capabilities, CPU / memory / pids limits, the caller's uid."""
+    return ["--rm", "--name", name, "--network", "none", "--read-only", "--tmpfs", "/tmp:rw,exec,size=4g",
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--cpus", str(cpus), "--memory", memory,
+            "--pids-limit", str(pids), "--user", f"{os.getuid()}:{os.getgid()}"]
+
+
 def container_command(suite_file: Path, submission: Submission, results: Path, *, image: str, name: str,
                       resume: bool, num_envs: int, cpus: float, memory: str, pids: int) -> list[str]:
-    """The ``docker run`` line: no network, read-only root, one writable results mount, limits."""
-    cmd = ["docker", "run", "--rm", "--name", name, "--network", "none", "--read-only",
-           "--tmpfs", "/tmp:rw,exec,size=4g", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-           "--cpus", str(cpus), "--memory", memory, "--pids-limit", str(pids),
-           "--user", f"{os.getuid()}:{os.getgid()}",
+    """The ``docker run`` line: the sandbox, the suite and model read-only, one writable results mount."""
+    cmd = ["docker", "run", *sandbox_flags(name=name, cpus=cpus, memory=memory, pids=pids),
            "-v", f"{suite_file}:/suite.yaml:ro", "-v", f"{results}:/results/{submission.name}:rw"]
     policy = submission.spec
     if submission.policy == "hf":
@@ -87,7 +92,8 @@ def container_command(suite_file: Path, submission: Submission, results: Path, *
 
 def run_in_container(suite: Suite, suite_file: Path, submission: Submission, out: str | os.PathLike, *,
                      image: str | None = None, resume: bool = False, num_envs: int = 4, cpus: float = 2,
-                     memory: str = "8g", pids: int = 1024, timeout_s: float | None = None) -> dict:
+                     memory: str = "8g", pids: int = 1024, timeout_s: float | None = None,
+                     progress: bool = True) -> dict:
     """Evaluate ``submission`` on ``suite`` in a container; returns the host-made summary."""
     if submission.policy == "openai":
         raise LeaderboardError("An openai policy needs the network to reach its endpoint, and containers run with "
@@ -104,21 +110,52 @@ def run_in_container(suite: Suite, suite_file: Path, submission: Submission, out
     name = f"agentgym-lb-{uuid.uuid4().hex[:12]}"
     cmd = container_command(Path(suite_file).resolve(), submission, folder.dir.resolve(), image=image, name=name,
                             resume=True, num_envs=num_envs, cpus=cpus, memory=memory, pids=pids)
-    episodes = sum(len(e.seeds) for e in suite.entries)
+    episodes = sum(len(e.seeds) for e in suite.entries if not e.missing())
     timeout_s = timeout_s or 600 + episodes * suite.episode_timeout_s / max(num_envs, 1)
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        subprocess.run(["docker", "kill", name], capture_output=True)
-        proc = None
+    returncode, log = watch(cmd, name, folder.episodes_path, total=episodes, initial=len(folder.records),
+                            timeout_s=timeout_s, progress=progress)
     records = collect_results(folder, suite, submission, digest)
-    if proc is None or proc.returncode != 0:
-        tail = "timed out" if proc is None else (proc.stderr or proc.stdout).strip()[-1500:]
+    if returncode != 0:
+        tail = "timed out" if returncode is None else log.strip()[-1500:]
         raise LeaderboardError(f"The container stopped before the suite ended ({len(records)} episodes kept in "
                                f"{folder.dir}; --resume continues): {tail}")
     folder.write_manifest(docker=True, image=digest, finished=now())
     skipped = {e.name: why for e in suite.entries if (why := e.missing())}
     return folder.write_summary(skipped)
+
+
+def watch(cmd: list[str], name: str, episodes_path: Path, *, total: int, initial: int, timeout_s: float,
+          progress: bool) -> tuple[int | None, str]:
+    """Run the container, showing its progress from the host (episode lines written so far, with rate
+    and ETA); kill it past ``timeout_s``. Returns (exit code or None on timeout, its output)."""
+    import tempfile
+    import time
+
+    from agentgym.progress import Progress
+
+    def lines() -> int:
+        try:
+            with episodes_path.open("rb") as f:
+                return sum(1 for _ in f)
+        except OSError:
+            return 0
+
+    with tempfile.TemporaryFile("w+") as log, Progress(enabled=progress).bar(total, "container", "ep",
+                                                                             initial=initial) as bar:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout_s
+        while proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(1.0)
+            bar.update(max(0, lines() - bar.n))
+        if proc.poll() is None:
+            subprocess.run(["docker", "kill", name], capture_output=True)
+            proc.wait()
+            returncode = None
+        else:
+            returncode = proc.returncode
+        bar.update(max(0, lines() - bar.n))
+        log.seek(0)
+        return returncode, log.read()
 
 
 def collect_results(folder: ResultsFolder, suite: Suite, submission: Submission, digest: str) -> list[dict]:
