@@ -169,12 +169,19 @@ def episode_record(traj, suite: Suite, entry: SuiteEntry, submission: Submission
             "error": traj.info.get("error"), "group": None if group is None else str(group)}
 
 
+def parse_json(text: str, where: str) -> Any:
+    """Strict JSON: NaN and Infinity (which json.loads accepts) are refused."""
+    def no_constant(name):
+        raise ValueError(name)
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except ValueError:
+        raise LeaderboardError(f"{where} is not valid JSON (NaN and Infinity are not allowed).") from None
+
+
 def validate_record(line: str, suite: Suite, submission: str | None = None) -> dict:
     """One episode line as the host accepts it, or a LeaderboardError saying what is wrong with it."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise LeaderboardError(f"not JSON ({e})") from None
+    record = parse_json(line, "the line")
     if not isinstance(record, dict):
         raise LeaderboardError("not a JSON object")
     for key, types in RECORD_FIELDS.items():

@@ -27,13 +27,11 @@ from typing import Any
 from urllib.parse import quote
 
 from agentgym.leaderboard.errors import LeaderboardError
+from agentgym.leaderboard.runner import SCHEMA, STATUSES, TRAJECTORIES_PER_ENV, parse_json
 from agentgym.leaderboard.stats import paired_difference, summarize
 from agentgym.logger import is_number
 
-SCHEMA = 1
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")  # a submission folder is also a file name on the board
-STATUSES = ("ok", "timeout", "error")
-TRAJECTORIES_PER_ENV = 2
 TURNS_SHOWN = 40
 TEXT_SHOWN = 2000  # characters of one observation or action
 
@@ -69,15 +67,6 @@ def read_json_lines(path: Path) -> list:
         if line.strip():
             rows.append(parse_json(line, f"{path}:{i}"))
     return rows
-
-
-def parse_json(text: str, where: str) -> Any:
-    def no_constant(name):
-        raise ValueError(name)
-    try:
-        return json.loads(text, parse_constant=no_constant)
-    except ValueError:
-        raise LeaderboardError(f"{where} is not valid JSON (NaN and Infinity are not allowed).") from None
 
 
 def check_record(record: Any, manifest: dict, where: str) -> dict:

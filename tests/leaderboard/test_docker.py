@@ -46,13 +46,13 @@ def test_the_sandbox_has_no_network(image):
 
 
 @pytest.mark.slow
-def test_core_suite_for_random_and_the_default_model_in_containers(image, tmp_path, tiny_folder):
+def test_core_suite_for_random_and_the_default_model_in_containers(image, tmp_path):
     """The two CI submissions: each runs core@1 in its own container; the host checks what comes back,
     and the numbers equal a run of the same submission on the host."""
     suite = load_suite("core@1")
     digest = container.image_digest(image)
     out = tmp_path / "results"
-    for spec, name in (("random", "random"), (tiny_folder, "default-model")):
+    for spec, name in (("random", "random"), ("agentgym-tiny", "default-model")):
         submission = resolve_submission(spec, name=name)
         summary = container.run_in_container(suite, suites_dir() / "core@1.yaml", submission, out, image=image,
                                              cpus=2, memory="6g")
