@@ -361,7 +361,7 @@ class RayEnvPool:
                         f"{self.worker_cpus} CPU): lower num_workers or worker_cpus, or add nodes.") from None
                 except Exception as e:
                     # The constructor raised: it would raise again. Anything else (the process was killed,
-                    # ran out of memory, crashed) is retried; Ray's message for it may mention the creation task.
+                    # ran out of memory, crashed) is retried.
                     if getattr(e, "actor_init_failed", False):
                         self.close()
                         raise RuntimeError(f"EnvPool: env workers for {self.env_id} failed to start: {e}") from e
@@ -495,10 +495,10 @@ class RayEnvPool:
         self._busy.difference_update(r.slot for r in out)
         self.metrics["errors"] += sum(r.error is not None for r in out)
         for r in out:
-            if r.error is None and r.kind in ("reset", "restore", "step") and not (r.terminated or r.truncated):
+            if r.error is not None or r.terminated or r.truncated:
+                self._live.discard(r.slot)            # the episode ended, or broke (the slot needs a reset)
+            elif r.kind != "snapshot":
                 self._live.add(r.slot)
-            elif r.kind != "snapshot" or r.error is not None:
-                self._live.discard(r.slot)
         return out
 
     def _collect(self, ready: set) -> list[StepResult]:
