@@ -16,11 +16,16 @@ def tiny_folder(tmp_path_factory) -> str:
     return str(path)
 
 
-def skip_or_fail(why: str, strict_env: str) -> None:
-    """Skip a test whose tool is missing here, but fail it where ``strict_env`` is set (.ci/run sets
-    it after installing the tool, so a broken install cannot pass as a skip)."""
+@pytest.fixture(scope="session")
+def skip_or_fail():
+    """``skip_or_fail(why, strict_env)``: skip a test whose tool is missing here, but fail it where
+    ``strict_env`` is set (.ci/run sets it after installing the tool, so a broken install cannot pass
+    as a skip)."""
     import os
 
-    if os.environ.get(strict_env):
-        pytest.fail(f"{why} (and ${strict_env} is set: this machine must have it)")
-    pytest.skip(why)
+    def skip_or_fail(why: str, strict_env: str) -> None:
+        if os.environ.get(strict_env):
+            pytest.fail(f"{why} (and ${strict_env} is set: this machine must have it)")
+        pytest.skip(why)
+
+    return skip_or_fail

@@ -9,7 +9,6 @@ import json
 import subprocess
 
 import pytest
-from conftest import skip_or_fail
 
 from agentgym.leaderboard import container
 from agentgym.leaderboard.errors import LeaderboardError
@@ -18,7 +17,7 @@ from agentgym.leaderboard.site import build_site
 from agentgym.leaderboard.suite import load_suite, suites_dir
 
 @pytest.fixture(scope="module")
-def image():
+def image(skip_or_fail):
     if why := container.docker_problem():
         skip_or_fail(f"Docker is not usable here: {why}", "AGENTGYM_REQUIRE_DOCKER")
     name = container.default_image()

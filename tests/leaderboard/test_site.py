@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import skip_or_fail
 
 from agentgym.leaderboard.errors import LeaderboardError
 from agentgym.leaderboard.site import build_site, paired_table
@@ -148,7 +147,7 @@ def test_refuses_nan(results, tmp_path):
         build_site(results, tmp_path / "site")
 
 
-def test_board_in_chromium(results, tmp_path):
+def test_board_in_chromium(results, tmp_path, skip_or_fail):
     if not CHROMIUM.exists():
         skip_or_fail("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium chromium-driver)",
                      "AGENTGYM_REQUIRE_BROWSER")
