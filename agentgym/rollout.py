@@ -10,7 +10,10 @@
   the backend or the batching (given a policy that honours ``Request.seed``).
 - Faults: an error result drops the partial episode and re-runs it from the same seeds (first
   in the queue); ``metrics["dropped_episodes"]`` counts it, ``Trajectory.info["dropped_restarts"]``
-  says how often that episode was re-run, and ``max_retries`` consecutive failures raise (or, with
+  says how often that episode was re-run. An episode that fails ``max_retries`` times with no
+  episode finishing anywhere in between, or ``4 * max_retries`` times in all, raises: faults that
+  hit a busy pool at random (other episodes still finish) do not stop a run, an episode that
+  breaks every time does (or, with
   ``on_failure="record"``, end that episode with ``info["status"] = "error"`` and the last error).
 - With ``timing=True``, ``Trajectory.info`` holds ``wall_s`` (the episode's time from its last start
   to its end) and ``status`` ("ok", "timeout" or "error"); off by default, so trajectories stay
@@ -112,7 +115,8 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
     restarts0, timeouts0 = pool.metrics.get("restarts", 0), pool.metrics.get("timeouts", 0)
     pending = deque(enumerate(episodes))
     results: list[Trajectory | None] = [None] * len(episodes)
-    failures: dict[int, int] = {}     # episode index -> consecutive failed attempts
+    failures: dict[int, int] = {}     # episode index -> failed attempts (its dropped_restarts)
+    streak: dict[int, int] = {}       # episode index -> failed attempts since an episode last finished
     running: dict[int, _Running] = {}
     in_flight: set[int] = set()       # slots with a command submitted to the pool
     stats = {"env_steps": 0, "dropped_episodes": 0, "policy_time_s": 0.0, "env_time_s": 0.0}
@@ -149,9 +153,11 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
         if r.error is not None:
             stats["dropped_episodes"] += 1
             failures[ep.index] = failures.get(ep.index, 0) + 1
-            if failures[ep.index] >= max_retries:
+            streak[ep.index] = streak.get(ep.index, 0) + 1
+            if streak[ep.index] >= max_retries or failures[ep.index] >= 4 * max_retries:
                 message = (f"Episode {ep.index} (env seed {ep.spec.seed}) of {pool.env_id} failed "
-                           f"{max_retries} times in a row; last error:\n{r.error}")
+                           f"{failures[ep.index]} times ({streak[ep.index]} in a row with no episode finishing "
+                           f"in between); last error:\n{r.error}")
                 if on_failure == "raise":
                     raise RuntimeError(message)
                 ep.traj.turns, ep.traj.success, ep.traj.info["error"] = [], False, message
@@ -178,6 +184,7 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
             stats["env_steps"] += 1
             if r.terminated or r.truncated:
                 ep.traj.success = bool(r.info.get("success", False))
+                streak.clear()            # the pool makes progress: earlier faults were not this episode's
                 finish(ep, "ok", r.slot)
                 return
         ep.obs, ep.info, ep.turn, ep.waiting = r.obs, r.info, None, True

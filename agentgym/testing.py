@@ -101,13 +101,15 @@ class FaultyGuessEnv(GuessNumberEnv):
     if that file does not exist yet, and creates it first: the first run breaks, re-runs pass.
     ``crash_on_start``: a counter file; the first ``start_crashes`` constructions kill their process
     (an actor that dies while it starts or restarts). ``step_delay_s``: every step takes that long, as
-    a real engine's does, so the fault drill's kills land mid-episode.
+    a real engine's does, so the fault drill's kills land mid-episode. ``fault_seeds``: the fault
+    fires only in episodes reset with one of these seeds (empty: in every episode).
     """
 
     def __init__(self, n: int = 8, fault: str = "exit", at_step: int | None = None,
                  marker: str | None = None, sleep_s: float = 30.0, crash_on_start: str | None = None,
-                 start_crashes: int = 0, step_delay_s: float = 0.0):
+                 start_crashes: int = 0, step_delay_s: float = 0.0, fault_seeds: tuple = ()):
         super().__init__(n)
+        self.fault_seeds, self.seed_now = tuple(fault_seeds), None
         if fault not in ("sleep", "raise", "exit"):
             raise ValueError(f"fault must be 'sleep', 'raise' or 'exit', got {fault!r}.")
         self.fault, self.at_step, self.marker, self.sleep_s = fault, at_step, marker, sleep_s
@@ -119,8 +121,13 @@ class FaultyGuessEnv(GuessNumberEnv):
                 path.write_text(str(count + 1))
                 os._exit(4)
 
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.seed_now = seed
+        return super().reset(seed=seed, options=options)
+
     def step(self, action: str):
-        if self.at_step is not None and self.steps + 1 == self.at_step and self._arm():
+        armed = not self.fault_seeds or self.seed_now in self.fault_seeds
+        if armed and self.at_step is not None and self.steps + 1 == self.at_step and self._arm():
             if self.fault == "sleep":
                 time.sleep(self.sleep_s)
             elif self.fault == "raise":

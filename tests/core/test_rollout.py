@@ -130,10 +130,29 @@ def test_local_env_exception_drops_and_reruns_episode(tmp_path):
 
 def test_persistent_failure_raises_and_leaves_pool_usable():
     with make_pool(FAULTY, 2, backend="local", env_kwargs={"fault": "raise", "at_step": 1}) as pool:
-        with pytest.raises(RuntimeError, match="failed 3 times in a row"):
+        with pytest.raises(RuntimeError, match="failed 3 times"):
             collect(pool, SeededPolicy(), episode_specs(2, 1, seed=0))
         pool.reset(0, 0)                   # nothing left in flight
         assert pool.wait()[0].error is None
+
+
+def test_an_episode_that_always_breaks_is_given_up_while_others_finish():
+    """Other episodes finishing between its failures reset its streak (faults at random in a busy pool
+    never stop a run); once nothing else finishes, max_retries in a row end it, and 4 x max_retries
+    failures in all end it in any case."""
+    import re
+
+    def failures_of_the_bad_episode(num_episodes, num_envs):
+        specs = episode_specs(num_episodes, 1, seed=0)
+        kwargs = {"fault": "raise", "at_step": 2, "fault_seeds": [specs[0].seed]}   # episode 0 breaks every time
+        with make_pool(FAULTY, num_envs, backend="local", env_kwargs=kwargs, with_expert=True) as pool:
+            trajs, _ = collect(pool, SeededPolicy(expert=True), specs, max_retries=2, on_failure="record")
+        assert trajs[0].info["status"] == "error" and all("status" not in t.info and t.turns for t in trajs[1:])
+        return re.search(r"failed (\d+) times \((\d+) in a row", trajs[0].info["error"]).groups()
+
+    total, in_a_row = failures_of_the_bad_episode(8, num_envs=2)
+    assert int(total) > 2 and in_a_row == "2"          # retried while the others finished, then given up
+    assert failures_of_the_bad_episode(64, num_envs=4)[0] == "8"    # the cap: 4 x max_retries
 
 
 def test_policy_must_return_one_action_per_request():
@@ -176,7 +195,7 @@ def test_an_episode_past_its_time_limit_ends_as_timeout_and_the_rest_run():
 def test_on_failure_record_ends_a_broken_episode_as_error_and_keeps_the_others():
     kwargs = {"fault": "raise", "at_step": 1}            # every episode of this env fails on its first step
     with make_pool(FAULTY, 1, backend="local", env_kwargs=kwargs) as pool:
-        with pytest.raises(RuntimeError, match="failed 2 times in a row"):
+        with pytest.raises(RuntimeError, match="failed 2 times"):
             collect(pool, SeededPolicy(), episode_specs(2, 1, seed=3), max_retries=2)
     with make_pool(FAULTY, 1, backend="local", env_kwargs=kwargs) as pool:
         trajs, metrics = collect(pool, SeededPolicy(), episode_specs(2, 1, seed=3), max_retries=2, on_failure="record")
