@@ -23,6 +23,7 @@ from agentgym.leaderboard.runner import ResultsFolder, Submission, now, read_rec
 from agentgym.leaderboard.suite import Suite
 
 MAX_RESULT_BYTES = 200 << 20        # an episodes file larger than this is refused unread
+DATA_FOLDERS = {"ALFWORLD_DATA": "/data/alfworld"}   # env variables naming data folders, and their mount point
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -83,8 +84,9 @@ def container_command(suite_file: Path, submission: Submission, results: Path, *
     if submission.policy == "hf":
         cmd += ["-v", f"{submission.model}:/model:ro"]
         policy = "/model"
-    if data := os.environ.get("ALFWORLD_DATA"):
-        cmd += ["-v", f"{Path(data).resolve()}:/data/alfworld:ro", "-e", "ALFWORLD_DATA=/data/alfworld"]
+    for var, inside in DATA_FOLDERS.items():      # data the suite may need, read-only, where it exists
+        if (data := os.environ.get(var)) and Path(data).is_dir():
+            cmd += ["-v", f"{Path(data).resolve()}:{inside}:ro", "-e", f"{var}={inside}"]
     cmd += [image, "leaderboard", "run", "--suite", "/suite.yaml", "--policy", policy, "--name", submission.name,
             "--out", "/results", "--no-docker", "--num-envs", str(num_envs), "--no-progress"]
     return cmd + (["--resume"] if resume else [])

@@ -42,15 +42,17 @@ class SuiteEntry:
     max_turns: int
     history_turns: int
     kwargs: dict[str, Any] = field(default_factory=dict)
-    requires_env: str | None = None    # an environment variable the entry needs (a data folder)
+    requires_env: str | None = None    # an environment variable naming the data folder the entry needs
     score: str | None = None           # the last step's info key with the family's own score
     score_name: str | None = None
     group: str | None = None           # the last step's info key that splits results (Werewolf's role)
 
     def missing(self) -> str | None:
-        """Why this entry cannot run here (None when it can)."""
-        if self.requires_env and not os.environ.get(self.requires_env):
-            return f"{self.name} needs ${self.requires_env} (its data folder); it is skipped"
+        """Why this entry cannot run here (None when it can). The folder must exist, not only the
+        variable: importing alfworld sets $ALFWORLD_DATA to ~/.cache/alfworld whether or not it is there."""
+        if self.requires_env and not os.path.isdir(os.environ.get(self.requires_env) or "/nonexistent"):
+            return (f"{self.name} needs ${self.requires_env} to name its data folder "
+                    f"({os.environ.get(self.requires_env) or 'unset'}); it is skipped")
         return None
 
 
