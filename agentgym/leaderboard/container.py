@@ -85,7 +85,7 @@ def container_command(suite_file: Path, submission: Submission, results: Path, *
         cmd += ["-v", f"{submission.model}:/model:ro"]
         policy = "/model"
     for var, inside in DATA_FOLDERS.items():      # data the suite may need, read-only, where it exists
-        if (data := os.environ.get(var)) and Path(data).is_dir():
+        if (data := os.environ.get(var)) and Path(data).is_dir() and any(Path(data).iterdir()):
             cmd += ["-v", f"{Path(data).resolve()}:{inside}:ro", "-e", f"{var}={inside}"]
     cmd += [image, "leaderboard", "run", "--suite", "/suite.yaml", "--policy", policy, "--name", submission.name,
             "--out", "/results", "--no-docker", "--num-envs", str(num_envs), "--no-progress"]

@@ -48,9 +48,11 @@ class SuiteEntry:
     group: str | None = None           # the last step's info key that splits results (Werewolf's role)
 
     def missing(self) -> str | None:
-        """Why this entry cannot run here (None when it can). The folder must exist, not only the
-        variable: importing alfworld sets $ALFWORLD_DATA to ~/.cache/alfworld whether or not it is there."""
-        if self.requires_env and not os.path.isdir(os.environ.get(self.requires_env) or "/nonexistent"):
+        """Why this entry cannot run here (None when it can). The folder must exist and hold something,
+        not only the variable: importing alfworld sets $ALFWORLD_DATA to ~/.cache/alfworld (an empty
+        folder on many machines) whether or not the data is there."""
+        folder = Path(os.environ.get(self.requires_env) or "/nonexistent") if self.requires_env else None
+        if folder is not None and not (folder.is_dir() and any(folder.iterdir())):
             return (f"{self.name} needs ${self.requires_env} to name its data folder "
                     f"({os.environ.get(self.requires_env) or 'unset'}); it is skipped")
         return None

@@ -75,6 +75,8 @@ def test_an_entry_runs_only_where_its_data_folder_exists(tmp_path, monkeypatch):
     monkeypatch.setenv("AGENTGYM_TEST_NO_SUCH_VARIABLE", str(tmp_path / "games"))   # set, but no such folder
     assert "it is skipped" in entry.missing()
     (tmp_path / "games").mkdir()
+    assert "it is skipped" in entry.missing()                                         # an empty folder
+    (tmp_path / "games" / "game.tw-pddl").write_text("{}")
     assert entry.missing() is None
 
 
