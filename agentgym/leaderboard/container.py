@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -130,9 +132,6 @@ def watch(cmd: list[str], name: str, episodes_path: Path, *, total: int, initial
           progress: bool) -> tuple[int | None, str]:
     """Run the container, showing its progress from the host (episode lines written so far, with rate
     and ETA); kill it past ``timeout_s``. Returns (exit code or None on timeout, its output)."""
-    import tempfile
-    import time
-
     from agentgym.progress import Progress
 
     def lines() -> int:
@@ -146,15 +145,15 @@ def watch(cmd: list[str], name: str, episodes_path: Path, *, total: int, initial
                                                                              initial=initial) as bar:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout_s
-        while proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(1.0)
-            bar.update(max(0, lines() - bar.n))
-        if proc.poll() is None:
-            subprocess.run(["docker", "kill", name], capture_output=True)
-            proc.wait()
-            returncode = None
-        else:
-            returncode = proc.returncode
+        try:
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(1.0)
+                bar.update(max(0, lines() - bar.n))
+        finally:                          # past the limit, or Ctrl-C here: the container goes too
+            returncode = proc.poll()
+            if returncode is None:
+                subprocess.run(["docker", "kill", name], capture_output=True)
+                proc.wait()
         bar.update(max(0, lines() - bar.n))
         log.seek(0)
         return returncode, log.read()
