@@ -190,6 +190,19 @@ def cmd_leaderboard_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_leaderboard_verify(args: argparse.Namespace) -> int:
+    from agentgym.leaderboard.runner import verify
+
+    result = verify(args.submitted, args.rerun)
+    print(json.dumps(result, indent=2))
+    if result["differ"] or not result["episodes"]:
+        print(f"agentgym: not verified: {result['episodes'] - result['matched']} of {result['episodes']} episodes "
+              f"differ or are missing in the re-run", file=sys.stderr)
+        return 1
+    print(f"agentgym: verified: all {result['episodes']} episodes equal; {args.submitted}/submission.json marked")
+    return 0
+
+
 def cmd_leaderboard_image(args: argparse.Namespace) -> int:
     from agentgym.leaderboard.container import build_image
 
@@ -304,6 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results")
     p.add_argument("--out", default="site")
     p.set_defaults(fn=cmd_leaderboard_build)
+    p = board.add_parser("verify", help="compare a maintainer's re-run with a submission; mark it verified")
+    p.add_argument("submitted", help="the submission's results folder (results/<name>)")
+    p.add_argument("rerun", help="the re-run's results folder (same model, same suite)")
+    p.set_defaults(fn=cmd_leaderboard_verify)
     p = board.add_parser("image", help="build the leaderboard's Docker image (docker/Dockerfile)")
     p.add_argument("--base", default="python:3.11-slim", help="base image (here: agentgym-base:bookworm, "
                    "made by docker/make-base.sh)")

@@ -371,6 +371,39 @@ def run_suite(suite: Suite, submission: Submission, out: str | os.PathLike, *, r
     return folder.write_summary(skipped)
 
 
+VERIFIED_FIELDS = ("return", "success", "score", "turns", "invalid_actions", "status")
+
+
+def verify(submitted: str | os.PathLike, rerun: str | os.PathLike) -> dict:
+    """Compare a maintainer's re-run with a submission (runs are seeded: the same model on the same
+    suite and image plays the same episodes). Both must hold the same suite and model hash; every
+    episode of the submission must be in the re-run with equal VERIFIED_FIELDS. When they all are,
+    the submission's manifest gets ``verified`` (the re-run's provenance); returns the comparison."""
+    from agentgym.leaderboard.suite import load_suite
+
+    metas = [json.loads((Path(d) / "submission.json").read_text()) for d in (submitted, rerun)]
+    for key in ("suite_hash", "model_hash", "policy"):
+        if metas[0].get(key) != metas[1].get(key):
+            raise LeaderboardError(f"The re-run has another {key} ({metas[1].get(key)}) than the submission "
+                                   f"({metas[0].get(key)}); re-run the same model on the same suite.")
+    suite = load_suite(metas[0]["suite"])
+    if suite.hash != metas[0]["suite_hash"]:
+        raise LeaderboardError(f"This machine's {suite.label} has another hash than the submission's; "
+                               f"verify with the agentgym version that made it ({metas[0].get('git_sha')}).")
+    mine, theirs = (read_records(Path(d) / "episodes.jsonl", suite) for d in (submitted, rerun))
+    redone = {(r["env"], r["seed"]): r for r in theirs}
+    differ = [f"{r['env']} seed {r['seed']}" for r in mine
+              if (r["env"], r["seed"]) not in redone
+              or any(r[k] != redone[(r["env"], r["seed"])][k] for k in VERIFIED_FIELDS)]
+    result = {"episodes": len(mine), "matched": len(mine) - len(differ), "differ": differ[:20]}
+    if not differ and mine:
+        meta = metas[0]
+        meta["verified"] = {"by_git_sha": metas[1].get("git_sha"), "image": metas[1].get("image"),
+                            "finished": metas[1].get("finished"), "episodes": len(mine)}
+        write_json(Path(submitted) / "submission.json", meta)
+    return result
+
+
 def summary_line(summary: dict) -> str:
     """One line per env: success and the family score, with their 95% intervals."""
     lines = []

@@ -291,6 +291,8 @@ def index_html(board: Board, pairs: list[dict]) -> str:
     rows = []
     for rank, sub in enumerate(board.subs, 1):
         mark = "" if sub.manifest.get("finished") else " <small>(unfinished)</small>"
+        if sub.manifest.get("verified"):
+            mark += ' <small class="verified" title="a maintainer\'s re-run gave the same episodes">✓ verified</small>'
         cells = [f'<td class="n" data-sort="{rank}">{rank}</td>',
                  f'<td data-sort="{e(sub.name)}"><a href="{quote(sub.name)}.html">{e(sub.name)}</a>{mark}</td>',
                  f'<td data-sort="{e(sub.manifest.get("policy"))}">{e(sub.manifest.get("policy"))}</td>',
@@ -394,7 +396,8 @@ def leaderboard_md(board: Board) -> str:
              "has one, else its success rate [95% Wilson interval]; average over envs of that number.", "",
              "| " + " | ".join(md(h) for h in head) + " |", "|---:|---|---|---:|" + "---:|" * len(board.envs)]
     for rank, sub in enumerate(board.subs, 1):
-        cells = [str(rank), md(sub.name), md(sub.manifest.get("policy")), num(board.average(sub))]
+        name = sub.name + (" ✓ verified" if sub.manifest.get("verified") else "")
+        cells = [str(rank), md(name), md(sub.manifest.get("policy")), num(board.average(sub))]
         for env in board.envs:
             entry = sub.summary.get(env)
             cell = pm(board.headline(sub, env))

@@ -9,7 +9,7 @@ import agentgym.testing  # noqa: F401  (registers the AgentgymTest-* toy envs)
 from agentgym.cli import main
 from agentgym.leaderboard.errors import LeaderboardError
 from agentgym.leaderboard.runner import (RECORD_FIELDS, ResultsFolder, Submission, check_model_folder, read_records,
-                                         resolve_submission, run_suite)
+                                         resolve_submission, run_suite, verify)
 from agentgym.leaderboard.suite import available_suites, load_suite, parse_suite
 
 TOY = {"suite": "toy", "version": 1, "mode": "choose", "episode_timeout_s": 60,
@@ -180,3 +180,27 @@ def test_the_default_model_plays_a_suite_on_the_host(tmp_path, tiny_folder):
     assert len(records) == 6 and all(r["tokens"] > 0 and r["model_hash"] for r in records)
     assert summary["manifest"]["model_hash"] == records[0]["model_hash"]
     assert ResultsFolder(tmp_path, suite, resolve_submission(str(tiny_folder), name="tiny"), resume=True).records
+
+
+def test_verify_marks_a_submission_whose_rerun_plays_the_same_episodes(tmp_path, monkeypatch):
+    import agentgym.leaderboard.suite as suite_module
+
+    suite = toy_suite()
+    monkeypatch.setattr(suite_module, "load_suite", lambda label: suite)   # the toy suite is not a shipped file
+    for where in ("submitted", "rerun", "other"):
+        run_suite(suite, Submission("rnd", "random" if where != "other" else "expert"), tmp_path / where,
+                  progress=False)
+    with pytest.raises(LeaderboardError, match="another policy"):
+        verify(tmp_path / "submitted" / "rnd", tmp_path / "other" / "rnd")
+    episodes = tmp_path / "rerun" / "rnd" / "episodes.jsonl"
+    lines = episodes.read_text().splitlines()
+    forged = json.loads(lines[0])
+    forged["success"] = not forged["success"]
+    episodes.write_text("\n".join([json.dumps(forged)] + lines[1:]) + "\n")
+    result = verify(tmp_path / "submitted" / "rnd", tmp_path / "rerun" / "rnd")
+    assert result["matched"] == result["episodes"] - 1 and len(result["differ"]) == 1
+    assert "verified" not in json.loads((tmp_path / "submitted" / "rnd" / "submission.json").read_text())
+    episodes.write_text("\n".join(lines) + "\n")
+    assert verify(tmp_path / "submitted" / "rnd", tmp_path / "rerun" / "rnd")["differ"] == []
+    meta = json.loads((tmp_path / "submitted" / "rnd" / "submission.json").read_text())
+    assert meta["verified"]["episodes"] == 9
