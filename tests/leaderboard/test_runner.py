@@ -204,3 +204,16 @@ def test_verify_marks_a_submission_whose_rerun_plays_the_same_episodes(tmp_path,
     assert verify(tmp_path / "submitted" / "rnd", tmp_path / "rerun" / "rnd")["differ"] == []
     meta = json.loads((tmp_path / "submitted" / "rnd" / "submission.json").read_text())
     assert meta["verified"]["episodes"] == 9
+
+
+def test_the_committed_board_matches_the_shipped_suite():
+    """A published suite is frozen: editing core@1 without a new version would orphan these results."""
+    from pathlib import Path
+
+    board = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "leaderboard" / "core@1"
+    suite = load_suite("core@1")
+    folders = sorted(p for p in board.iterdir() if p.is_dir())
+    assert {p.name for p in folders} >= {"random", "expert", "agentgym-tiny", "smollm2-135m"}
+    for folder in folders:
+        records = read_records(folder / "episodes.jsonl", suite, folder.name)
+        assert len(records) == sum(len(e.seeds) for e in suite.entries)       # every entry ran, ALFWorld included
