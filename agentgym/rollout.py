@@ -43,6 +43,8 @@ from agentgym.trajectory import Trajectory, Turn
 # Keys of the observation's info that describe the decision (what the policy saw; in a multi-agent
 # view, which seat decided), so a Turn keeps them from before the action, not from the outcome.
 DECISION_KEYS = ("admissible_actions", "expert_action", "agent")
+# The pool's fault counters a collect reports as its own (restarted, hung and recycled actors).
+POOL_FAULT_COUNTERS = ("restarts", "timeouts", "recycles")
 
 
 def derive_seed(*parts: int) -> int:
@@ -99,7 +101,7 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
 
     ``progress``: a callable ``(done, total, trajectory)`` called per finished episode, or True
     for a tqdm bar. Metrics: episodes, env_steps, dropped_episodes, restarts, timeouts,
-    mean_return, success_rate, mean_turns, steps_per_s, policy_time_s, env_time_s, wall_time_s.
+    mean_return, success_rate, mean_turns, steps_per_s, policy_time_s, env_time_s, wall_time_s, recycles.
     """
     sampling = sampling or SamplingParams()
     if on_failure not in ("raise", "record"):
@@ -112,7 +114,7 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
         bar = tqdm(total=len(episodes), desc=f"rollout {pool.env_id}", unit="ep")
         progress = lambda done, total, traj: bar.update(1)  # noqa: E731
     system_prompt = pool.system_prompt()
-    restarts0, timeouts0 = pool.metrics.get("restarts", 0), pool.metrics.get("timeouts", 0)
+    faults0 = {k: pool.metrics.get(k, 0) for k in POOL_FAULT_COUNTERS}
     pending = deque(enumerate(episodes))
     results: list[Trajectory | None] = [None] * len(episodes)
     failures: dict[int, int] = {}     # episode index -> failed attempts (its dropped_restarts)
@@ -245,8 +247,7 @@ def collect(pool: EnvPool, policy: Policy, episodes: list[EpisodeSpec], sampling
         "episodes": len(trajectories),
         "env_steps": stats["env_steps"],
         "dropped_episodes": stats["dropped_episodes"],
-        "restarts": pool.metrics.get("restarts", 0) - restarts0,
-        "timeouts": pool.metrics.get("timeouts", 0) - timeouts0,
+        **{k: pool.metrics.get(k, 0) - faults0[k] for k in POOL_FAULT_COUNTERS},
         "mean_return": sum(t.episode_return for t in trajectories) / n,
         "success_rate": sum(t.success for t in trajectories) / n,
         "mean_turns": sum(t.num_turns for t in trajectories) / n,

@@ -322,11 +322,9 @@ class Trainer:
         specs = episode_specs(int(self.cfg.train.episodes_per_iter), int(getattr(self.algo_cfg, "group_size", 1)),
                               int(self.cfg.seed), iteration=state.iteration)
         self.model.eval()
-        recycles0 = self.pool.metrics.get("recycles", 0)
         with torch.no_grad(), self.progress.bar(len(specs), "collect", unit="ep") as bar:
             trajectories, m = collect(self.pool, self.policy, specs, self.sampling,
                                       history_turns=int(self.cfg.policy.history_turns), progress=bar.on_episode)
-        m["recycles"] = self.pool.metrics.get("recycles", 0) - recycles0   # leaking actors replaced (rollout.recycle_after)
         state.trajectories = [seat for traj in trajectories for seat in split_seats(traj)]   # self-play: one per seat
         state.metrics.update({f"rollout/{k}": v for k, v in m.items()})
         state.metrics["charts/rollout_time_s"] = time.perf_counter() - t0
