@@ -159,7 +159,7 @@ def cmd_calm_eval(args: argparse.Namespace) -> int:
 def cmd_leaderboard_run(args: argparse.Namespace) -> int:
     from agentgym.leaderboard import container
     from agentgym.leaderboard.runner import resolve_submission, run_suite, summary_line
-    from agentgym.leaderboard.suite import load_suite, suites_dir
+    from agentgym.leaderboard.suite import load_suite
 
     suite = load_suite(args.suite)
     submission = resolve_submission(args.policy, name=args.name)
@@ -171,8 +171,7 @@ def cmd_leaderboard_run(args: argparse.Namespace) -> int:
             print("agentgym: evaluating on the host (no Docker image; `agentgym leaderboard image` builds it)",
                   file=sys.stderr)
     if docker:
-        suite_file = Path(args.suite) if Path(args.suite).is_file() else suites_dir() / f"{args.suite}.yaml"
-        summary = container.run_in_container(suite, suite_file, submission, args.out, image=args.image,
+        summary = container.run_in_container(suite, submission, args.out, image=args.image,
                                              resume=args.resume, num_envs=args.num_envs, cpus=args.cpus,
                                              memory=args.memory, timeout_s=args.timeout_s, progress=args.progress)
     else:

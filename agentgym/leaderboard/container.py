@@ -94,7 +94,7 @@ def container_command(suite_file: Path, submission: Submission, results: Path, *
     return cmd + (["--resume"] if resume else [])
 
 
-def run_in_container(suite: Suite, suite_file: Path, submission: Submission, out: str | os.PathLike, *,
+def run_in_container(suite: Suite, submission: Submission, out: str | os.PathLike, *,
                      image: str | None = None, resume: bool = False, num_envs: int = 4, cpus: float = 2,
                      memory: str = "8g", pids: int = 1024, timeout_s: float | None = None,
                      progress: bool = True) -> dict:
@@ -112,20 +112,22 @@ def run_in_container(suite: Suite, suite_file: Path, submission: Submission, out
     folder = ResultsFolder(out, suite, submission, resume=resume)   # refuses a foreign folder before writing
     folder.write_manifest(docker=True, image=digest)
     name = f"agentgym-lb-{uuid.uuid4().hex[:12]}"
-    cmd = container_command(Path(suite_file).resolve(), submission, folder.dir.resolve(), image=image, name=name,
-                            resume=True, num_envs=num_envs, cpus=cpus, memory=memory, pids=pids)
     episodes = sum(len(e.seeds) for e in suite.entries if not e.missing())
     timeout_s = timeout_s or 600 + episodes * suite.episode_timeout_s / max(num_envs, 1)
-    returncode, log = watch(cmd, name, folder.episodes_path, total=episodes, initial=len(folder.records),
-                            timeout_s=timeout_s, progress=progress)
+    with tempfile.TemporaryDirectory() as tmp:        # the manifest as hashed (JSON is YAML), whatever its source
+        suite_file = Path(tmp) / "suite.yaml"
+        suite_file.write_text(json.dumps(suite.manifest))
+        cmd = container_command(suite_file, submission, folder.dir.resolve(), image=image, name=name,
+                                resume=True, num_envs=num_envs, cpus=cpus, memory=memory, pids=pids)
+        returncode, log = watch(cmd, name, folder.episodes_path, total=episodes, initial=len(folder.records),
+                                timeout_s=timeout_s, progress=progress)
     records = collect_results(folder, suite, submission, digest)
     if returncode != 0:
         tail = "timed out" if returncode is None else log.strip()[-1500:]
         raise LeaderboardError(f"The container stopped before the suite ended ({len(records)} episodes kept in "
                                f"{folder.dir}; --resume continues): {tail}")
     folder.write_manifest(docker=True, image=digest, finished=now())
-    skipped = {e.name: why for e in suite.entries if (why := e.missing())}
-    return folder.write_summary(skipped)
+    return folder.write_summary(suite.skipped())
 
 
 def watch(cmd: list[str], name: str, episodes_path: Path, *, total: int, initial: int, timeout_s: float,

@@ -14,6 +14,7 @@ causal LM, a folder from another suite version) is refused before anything is wr
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -132,8 +133,9 @@ def build_policy(submission: Submission, mode: str, seed: int = 0):
 
 # ----------------------------------------------------------------------------- records
 
+@functools.cache
 def provenance() -> dict[str, str]:
-    """agentgym's version and git sha (the image's build arg inside a container)."""
+    """agentgym's version and git sha (the image's build arg inside a container); asked once per process."""
     import agentgym
 
     sha = os.environ.get("AGENTGYM_GIT_SHA")
@@ -179,24 +181,33 @@ def parse_json(text: str, where: str) -> Any:
         raise LeaderboardError(f"{where} is not valid JSON (NaN and Infinity are not allowed).") from None
 
 
-def validate_record(line: str, suite: Suite, submission: str | None = None) -> dict:
-    """One episode line as the host accepts it, or a LeaderboardError saying what is wrong with it."""
-    record = parse_json(line, "the line")
+def check_fields(record: Any) -> dict:
+    """An episode record's schema, fields and their types, and status (what the host and the board
+    both require), or a LeaderboardError saying what is wrong."""
     if not isinstance(record, dict):
         raise LeaderboardError("not a JSON object")
+    if record.get("schema") != SCHEMA:
+        raise LeaderboardError(f"not a schema {SCHEMA} episode record")
     for key, types in RECORD_FIELDS.items():
         if key not in record:
             raise LeaderboardError(f"missing field {key!r}")
         value = record[key]
         if not isinstance(value, types) or (types in (int, (int, float)) and isinstance(value, bool)):
-            raise LeaderboardError(f"field {key!r} has the wrong type ({type(value).__name__})")
-    if record["schema"] != SCHEMA or record["suite_hash"] != suite.hash or record["suite"] != suite.label:
-        raise LeaderboardError(f"from another suite or schema ({record['suite']} {record['suite_hash'][:19]}, "
-                               f"schema {record['schema']}), not {suite.label} {suite.hash[:19]}")
+            raise LeaderboardError(f"a bad {key!r} (the wrong type: {type(value).__name__})")
+    if record["status"] not in STATUSES:
+        raise LeaderboardError(f"status {record['status'][:60]!r} is not one of {', '.join(STATUSES)}")
+    return record
+
+
+def validate_record(line: str, suite: Suite, submission: str | None = None) -> dict:
+    """One episode line as the host accepts it (its fields, and that it is one of this suite's
+    episodes), or a LeaderboardError saying what is wrong with it."""
+    record = check_fields(parse_json(line, "the line"))
+    if record["suite_hash"] != suite.hash or record["suite"] != suite.label:
+        raise LeaderboardError(f"from another suite ({record['suite']} {record['suite_hash'][:19]}), "
+                               f"not {suite.label} {suite.hash[:19]}")
     if submission is not None and record["submission"] != submission:
         raise LeaderboardError(f"from submission {record['submission']!r}, not {submission!r}")
-    if record["status"] not in STATUSES:
-        raise LeaderboardError(f"status {record['status']!r} is not one of {STATUSES}")
     try:
         entry = suite.entry(record["env"])
     except KeyError:
@@ -325,11 +336,10 @@ def run_suite(suite: Suite, submission: Submission, out: str | os.PathLike, *, r
     s = suite.sampling
     sampling = SamplingParams(temperature=float(s["temperature"]), top_p=float(s["top_p"]),
                               max_new_tokens=int(s["max_new_tokens"]), greedy=bool(s["greedy"]))
-    skipped = {}
+    skipped = suite.skipped()
     for entry in suite.entries:
-        if why := entry.missing():
-            shown.stage(why)
-            skipped[entry.name] = why
+        if entry.name in skipped:
+            shown.stage(skipped[entry.name])
             continue
         done = folder.done(entry)
         todo = [seed for seed in entry.seeds if seed not in done]

@@ -27,20 +27,12 @@ from typing import Any
 from urllib.parse import quote
 
 from agentgym.leaderboard.errors import LeaderboardError
-from agentgym.leaderboard.runner import SCHEMA, STATUSES, TRAJECTORIES_PER_ENV, parse_json
+from agentgym.leaderboard.runner import SCHEMA, TRAJECTORIES_PER_ENV, check_fields, parse_json
 from agentgym.leaderboard.stats import paired_difference, summarize
-from agentgym.logger import is_number
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]*")  # a submission folder is also a file name on the board
 TURNS_SHOWN = 40
 TEXT_SHOWN = 2000  # characters of one observation or action
-
-# episodes.jsonl fields the board reads, with what each may hold
-FIELDS = {
-    "env": (str,), "seed": (int,), "success": (bool,), "return": (float, None), "score": (float, None),
-    "score_name": (str, None), "turns": (int,), "invalid_actions": (int,), "status": (str,), "group": (str, None),
-}
-
 
 @dataclass
 class Submission:
@@ -55,12 +47,6 @@ def e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def fits(value: Any, kinds: tuple) -> bool:
-    return any(value is None if k is None else is_number(value) if k is float
-               else isinstance(value, int) and not isinstance(value, bool) if k is int
-               else isinstance(value, k) for k in kinds)
-
-
 def read_json_lines(path: Path) -> list:
     rows = []
     for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -70,16 +56,14 @@ def read_json_lines(path: Path) -> list:
 
 
 def check_record(record: Any, manifest: dict, where: str) -> dict:
-    """One episode line as the board needs it, or a one-sentence error naming the line."""
-    if not isinstance(record, dict) or record.get("schema") != SCHEMA:
-        raise LeaderboardError(f"{where} is not a schema {SCHEMA} episode record.")
-    if record.get("suite_hash") != manifest["suite_hash"]:
-        raise LeaderboardError(f"{where} is from suite {record.get('suite_hash')}, not {manifest['suite_hash']} like its submission.json.")
-    for key, kinds in FIELDS.items():
-        if not fits(record.get(key), kinds):
-            raise LeaderboardError(f"{where} has a bad {key!r}: {str(record.get(key))[:60]!r}.")
-    if record["status"] not in STATUSES:
-        raise LeaderboardError(f"{where} has status {record['status'][:60]!r}, not one of {', '.join(STATUSES)}.")
+    """One episode line as the board needs it (the runner's record checks, and its submission's suite),
+    or a one-sentence error naming the line."""
+    try:
+        check_fields(record)
+    except LeaderboardError as e:
+        raise LeaderboardError(f"{where} has {e}.") from None
+    if record["suite_hash"] != manifest["suite_hash"]:
+        raise LeaderboardError(f"{where} is from suite {record['suite_hash']}, not {manifest['suite_hash']} like its submission.json.")
     return record
 
 

@@ -73,6 +73,10 @@ class Suite:
     def label(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def skipped(self) -> dict[str, str]:
+        """The entries that cannot run here, and why."""
+        return {e.name: why for e in self.entries if (why := e.missing())}
+
     def entry(self, name: str) -> SuiteEntry:
         for e in self.entries:
             if e.name == name:

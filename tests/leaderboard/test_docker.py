@@ -14,7 +14,7 @@ from agentgym.leaderboard import container
 from agentgym.leaderboard.errors import LeaderboardError
 from agentgym.leaderboard.runner import read_records, resolve_submission, run_suite
 from agentgym.leaderboard.site import build_site
-from agentgym.leaderboard.suite import load_suite, suites_dir
+from agentgym.leaderboard.suite import load_suite
 
 @pytest.fixture(scope="module")
 def image(skip_or_fail):
@@ -53,7 +53,7 @@ def test_core_suite_for_random_and_the_default_model_in_containers(image, tmp_pa
     out = tmp_path / "results"
     for spec, name in (("random", "random"), ("agentgym-tiny", "default-model")):
         submission = resolve_submission(spec, name=name)
-        summary = container.run_in_container(suite, suites_dir() / "core@1.yaml", submission, out, image=image,
+        summary = container.run_in_container(suite, submission, out, image=image,
                                              cpus=2, memory="6g")
         records = read_records(out / name / "episodes.jsonl", suite, name)
         ran = [e for e in suite.entries if not e.missing()]
@@ -87,5 +87,4 @@ def test_the_host_refuses_a_container_result_for_another_model(tmp_path):
 def test_an_endpoint_policy_is_not_sent_into_a_networkless_container(tmp_path):
     suite = load_suite("core@1")
     with pytest.raises(LeaderboardError, match="--no-docker"):
-        container.run_in_container(suite, suites_dir() / "core@1.yaml",
-                                   resolve_submission("openai:m@http://127.0.0.1:1/v1"), tmp_path)
+        container.run_in_container(suite, resolve_submission("openai:m@http://127.0.0.1:1/v1"), tmp_path)
