@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from agentgym import learner
 from agentgym.learner import ValueHead, action_logprobs, old_token_logprobs, token_logprobs, values
 from agentgym.models import apply_lora, build_tiny
 from agentgym.policies import Request, SamplingParams, make_policy
@@ -45,6 +46,29 @@ def test_learner_logprobs_equal_rollout(tiny, mode, temperature):
     assert torch.allclose((lp * mask).sum(1), new, atol=1e-4)
     if mode == "choose":
         assert mask.sum(1).tolist() == [1.0] * 5
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_continuations_equal_one_full_forward(tiny, monkeypatch, packed):
+    """Packed continuations (one row per prompt, block-causal 4D mask) and copied cache rows (kernels
+    without custom masks) both give each token the log-prob of a plain forward of prompt + continuation,
+    with left-padded prompts of different lengths, one-token and empty continuations in one group."""
+    model, _ = tiny
+    monkeypatch.setattr(learner, "_takes_4d_mask", lambda m: packed)
+    gen = torch.Generator().manual_seed(0)
+
+    def ids(n):
+        return torch.randint(5, model.config.vocab_size, (n,), generator=gen).tolist()
+
+    prompts = [ids(40), ids(9), ids(23)]
+    conts = [[ids(5), ids(1), ids(3)], [ids(7), []], [ids(2), ids(4)]]
+    with torch.no_grad():
+        got = learner.continuation_logprobs(model, prompts, conts, 0.7, 0, max_rows=64)
+        for p, cs, row in zip(prompts, conts, got):
+            for c, lp in zip(cs, row):
+                full = torch.log_softmax(model(input_ids=torch.tensor([p + c])).logits[0] / 0.7, -1)
+                want = torch.stack([full[len(p) - 1 + j, t] for j, t in enumerate(c)]) if c else torch.zeros(0)
+                assert lp.shape == (len(c),) and torch.allclose(lp, want, atol=1e-5), (lp, want)
 
 
 def test_mixed_batch_and_wrong_temperature(tiny):
