@@ -186,6 +186,17 @@ def settings_key(args, keys: tuple[str, ...]) -> str:
 
 WARM_KEYS = ("env", "warm_start", "warm_start_epochs", "num_envs", "eval_episodes", "override")
 RUN_KEYS = WARM_KEYS + ("budget", "episodes_per_iter", "group_size", "explore", "minibatch", "spa", "archer")
+OWN_OVERRIDES = ("spa", "archer", "igpo", "calm")     # --spa/--archer/--igpo/--calm: their algorithm's runs only
+
+
+def run_key(args, algo: str) -> str:
+    """The settings one run depends on: the shared ones and its own algorithm's extra overrides (so new
+    ArCHer options keep PPO's cached runs); earlier caches still match."""
+    own = argparse.Namespace(**vars(args))
+    for flag in OWN_OVERRIDES:
+        if VARIANTS.get(algo, (algo, []))[0] != flag:
+            setattr(own, flag, [])
+    return settings_key(own, RUN_KEYS + (("igpo",) if own.igpo else ()) + (("calm",) if own.calm else ()))
 
 
 def cached(path: Path, key: str, make):
@@ -231,7 +242,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh:
         shutil.rmtree(root, ignore_errors=True)
     warm_key = settings_key(args, WARM_KEYS)
-    run_key = settings_key(args, RUN_KEYS + (("igpo",) if args.igpo else ()) + (("calm",) if args.calm else ()))   # earlier caches still match
     runs, warm = [], {}
     for seed in args.seeds:
         ws_seed = seed if args.warm_start_seed is None else args.warm_start_seed
@@ -244,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
               f"success {warm[str(seed)]['eval_success_rate']:.3f}", flush=True)
         for algo in args.algos:
             run_file = f"{algo}_{seed}.json" if ws_seed == seed else f"{algo}_{seed}_ws{ws_seed}.json"
-            r = cached(root / "runs" / run_file, run_key,
+            r = cached(root / "runs" / run_file, run_key(args, algo),
                        lambda: run_one(args.env, algo, seed, args, root, Path(warm[str(seed)]["model_path"])))
             print(f"{algo} seed {seed}: success {r['eval_success_rate']:.3f} score {r['eval_score']:.3f} "
                   f"grounding {r['eval_grounding_accuracy']:.3f} ({r['env_steps']} env steps, {r['train_time_s']} s, "
