@@ -120,33 +120,34 @@ def _takes_4d_mask(model) -> bool:
     return getattr(_base(model).config, "_attn_implementation", "eager") in ("sdpa", "eager")
 
 
+def _padded(rows: Sequence[Sequence[int]], fill: int, width: int, device) -> torch.Tensor:
+    """[len(rows), width] long tensor of right-padded rows."""
+    out = torch.full((len(rows), width), fill, dtype=torch.long)
+    for r, row in enumerate(rows):
+        out[r, :len(row)] = torch.as_tensor(list(row), dtype=torch.long)
+    return out.to(device)
+
+
 def _packed_rest(model, cache, mask, pos, seqs, T, pad_id) -> list[list[torch.Tensor]]:
     """Log-probs of tokens 2.. of every continuation: all of a prompt's continuations in one row after
     its cache, continuation k's token j at position P + j, attending the prompt and k's tokens < j."""
     device = mask.device
     g, P = mask.shape
-    inputs, targets, segment = [[] for _ in range(g)], [[] for _ in range(g)], [[] for _ in range(g)]
+    inputs, targets, segment, offset = ([[] for _ in range(g)] for _ in range(4))
+    spans = [[] for _ in range(g)]                                                    # (start, end) of each continuation
     for gi, row in enumerate(seqs):
         for k, s in enumerate(row):
+            n = max(len(s) - 1, 0)
+            spans[gi].append((len(inputs[gi]), len(inputs[gi]) + n))
             inputs[gi] += s[:-1]
             targets[gi] += s[1:]
-            segment[gi] += [k] * (len(s) - 1)
+            segment[gi] += [k] * n
+            offset[gi] += range(n)                                                    # token j of its continuation
     L = max(len(x) for x in inputs)
     if L == 0:
         return [[torch.zeros(0, device=device) for _ in row] for row in seqs]
-    ids = torch.full((g, L), pad_id, dtype=torch.long)
-    tgt = torch.full((g, L), pad_id, dtype=torch.long)
-    seg = torch.full((g, L), -1, dtype=torch.long)                                    # -1: padding
-    offset = torch.zeros((g, L), dtype=torch.long)                                    # token j of its continuation
-    for gi in range(g):
-        n = len(inputs[gi])
-        ids[gi, :n], tgt[gi, :n], seg[gi, :n] = torch.tensor(inputs[gi]), torch.tensor(targets[gi]), torch.tensor(segment[gi])
-        start = 0
-        for s in seqs[gi]:
-            n_rest = max(len(s) - 1, 0)
-            offset[gi, start:start + n_rest] = torch.arange(n_rest)
-            start += n_rest
-    ids, tgt, seg, offset = ids.to(device), tgt.to(device), seg.to(device), offset.to(device)
+    ids, tgt = _padded(inputs, pad_id, L, device), _padded(targets, pad_id, L, device)
+    seg, offset = _padded(segment, -1, L, device), _padded(offset, 0, L, device)      # seg -1: padding
     q = torch.arange(L, device=device)
     same = (seg[:, :, None] == seg[:, None, :]) & (q[None, None, :] <= q[None, :, None])   # [g, L, L] block-causal
     sees_prompt = mask.bool()[:, None, :].expand(g, L, P)                             # padded queries too: no empty row
@@ -156,15 +157,7 @@ def _packed_rest(model, cache, mask, pos, seqs, T, pad_id) -> list[list[torch.Te
     o = model(input_ids=ids, attention_mask=mask4d, position_ids=pos[:, -1:] + 1 + offset, use_cache=False,
               **{cache_kwarg(model): cache})
     lp = _token_logprobs(o.logits, tgt, T)                                            # [g, L]
-    out = []
-    for gi, row in enumerate(seqs):
-        start, parts = 0, []
-        for s in row:
-            n_rest = max(len(s) - 1, 0)
-            parts.append(lp[gi, start:start + n_rest])
-            start += n_rest
-        out.append(parts)
-    return out
+    return [[lp[gi, start:end] for start, end in row] for gi, row in enumerate(spans)]
 
 
 def _copied_rest(model, cache, mask, pos, seqs, T, pad_id) -> list[list[torch.Tensor]]:
@@ -172,17 +165,12 @@ def _copied_rest(model, cache, mask, pos, seqs, T, pad_id) -> list[list[torch.Te
     device = mask.device
     row_of = [(gi, k) for gi, row in enumerate(seqs) for k in range(len(row))]
     out = [[torch.zeros(0, device=device) for _ in row] for row in seqs]
-    C = max(len(seqs[gi][k]) - 1 for gi, k in row_of)
+    flat = [seqs[gi][k] for gi, k in row_of]
+    C = max(len(s) - 1 for s in flat)
     if C <= 0:
         return out
-    ids = torch.full((len(row_of), C), pad_id, dtype=torch.long)
-    tgt = torch.full((len(row_of), C), pad_id, dtype=torch.long)
-    cmask = torch.zeros((len(row_of), C), dtype=torch.long)
-    for r, (gi, k) in enumerate(row_of):
-        s = seqs[gi][k]
-        if len(s) > 1:
-            ids[r, :len(s) - 1], tgt[r, :len(s) - 1], cmask[r, :len(s) - 1] = torch.tensor(s[:-1]), torch.tensor(s[1:]), 1
-    ids, tgt, cmask = ids.to(device), tgt.to(device), cmask.to(device)
+    ids, tgt = _padded([s[:-1] for s in flat], pad_id, C, device), _padded([s[1:] for s in flat], pad_id, C, device)
+    cmask = _padded([[1] * (len(s) - 1) for s in flat], 0, C, device)
     idx = torch.tensor([gi for gi, _ in row_of], device=device)                       # [N]
     cache.reorder_cache(idx)                                                          # one cache row per continuation
     o = model(input_ids=ids, attention_mask=torch.cat([mask[idx], cmask], 1),
@@ -190,7 +178,7 @@ def _copied_rest(model, cache, mask, pos, seqs, T, pad_id) -> list[list[torch.Te
               **{cache_kwarg(model): cache})
     lp = _token_logprobs(o.logits, tgt, T)                                            # [N, C]
     for r, (gi, k) in enumerate(row_of):
-        out[gi][k] = lp[r, :max(len(seqs[gi][k]) - 1, 0)]
+        out[gi][k] = lp[r, :max(len(flat[r]) - 1, 0)]
     return out
 
 
