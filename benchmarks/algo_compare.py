@@ -41,6 +41,11 @@ VARIANTS = {"igpo_no_gain": ("igpo", ["algo.info_gain=none"]),    # a named run:
             "calm_llm": ("calm", ["algo.judge.backend=hf", "algo.judge.model=agentgym-tiny", "algo.judge.mode=choose"])}
 
 
+def variant(name: str) -> tuple[str, list[str]]:
+    """A run name's ``--algo`` and its own overrides (``igpo_no_gain`` -> igpo, [algo.info_gain=none])."""
+    return VARIANTS.get(name, (name, []))
+
+
 def common_overrides(seed: int, args, out_dir: Path, run_name: str) -> list[str]:
     return [f"seed={seed}", "rollout.pool=local", f"rollout.num_envs={args.num_envs}", "train.iterations=1000",
             f"train.episodes_per_iter={args.episodes_per_iter}", f"train.minibatch_size={args.minibatch}",
@@ -77,7 +82,7 @@ def run_one(env: str, algo: str, seed: int, args, out_dir: Path, model_path: Pat
 
     ov = common_overrides(seed, args, out_dir, f"{algo}_{seed}") + [f"model.path={model_path}",
                                                                     "train.warm_start.episodes=0"]
-    name, algo = algo, VARIANTS.get(algo, (algo, []))[0]
+    name, (algo, variant_overrides) = algo, variant(algo)
     if algo in GROUP_ALGOS:
         ov.append(f"algo.group_size={args.group_size}")
     if algo == "spa":
@@ -85,9 +90,9 @@ def run_one(env: str, algo: str, seed: int, args, out_dir: Path, model_path: Pat
     if algo == "archer":
         ov += list(args.archer)
     if algo == "igpo":
-        ov += VARIANTS.get(name, (algo, []))[1] + list(args.igpo)
+        ov += variant_overrides + list(args.igpo)
     if algo == "calm":
-        ov += VARIANTS.get(name, (algo, []))[1] + list(args.calm)
+        ov += variant_overrides + list(args.calm)
     cfg = load_config(env=env, algo=algo, overrides=ov)
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
@@ -190,11 +195,12 @@ OWN_OVERRIDES = ("spa", "archer", "igpo", "calm")     # --spa/--archer/--igpo/--
 
 
 def run_key(args, algo: str) -> str:
-    """The settings one run depends on: the shared ones and its own algorithm's extra overrides (so new
-    ArCHer options keep PPO's cached runs); earlier caches still match."""
+    """The settings one run depends on: the shared ones and its own algorithm's extra overrides, so new
+    ArCHer options keep PPO's cached runs (a cache keyed before this holds only where the other
+    algorithms' overrides were empty)."""
     own = argparse.Namespace(**vars(args))
     for flag in OWN_OVERRIDES:
-        if VARIANTS.get(algo, (algo, []))[0] != flag:
+        if variant(algo)[0] != flag:
             setattr(own, flag, [])
     return settings_key(own, RUN_KEYS + (("igpo",) if own.igpo else ()) + (("calm",) if own.calm else ()))
 
