@@ -27,6 +27,7 @@ from agentgym.leaderboard.suite import Suite
 MAX_RESULT_BYTES = 200 << 20        # an episodes file larger than this is refused unread
 DATA_FOLDERS = {"ALFWORLD_DATA": "/data/alfworld"}   # env variables naming data folders, and their mount point
 REPO = Path(__file__).resolve().parents[2]
+IMAGE_LABEL = "org.agentgym.image=sandbox"   # docker/Dockerfile puts it on every image of a build
 
 
 def default_image() -> str:
@@ -54,19 +55,36 @@ def build_image(*, base: str = "python:3.11-slim", tag: str | None = None, wheel
                 context: Path = REPO) -> str:
     """``docker build`` docker/Dockerfile; ``wheels``: first fill docker/wheels with ``pip wheel`` of
     agentgym's dependencies (this Python must match the base image's: cp311), so the build needs no
-    network. Returns the image id."""
+    network. Returns the image id.
+
+    The build stage is tagged too (``<tag>-build``), so the layers that hold the dependencies stay
+    cached for the next build instead of lying around untagged; what earlier builds left untagged is
+    removed afterwards (only images with the Dockerfile's label, a few GB a build otherwise)."""
     tag = tag or default_image()
     wheel_dir = context / "docker" / "wheels"
     wheel_dir.mkdir(parents=True, exist_ok=True)
     if wheels:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheel_dir),
-                        "torch==2.13.0", "wheel", "setuptools>=68,<81", str(context)], check=True)
+        _run([sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheel_dir),
+              "torch==2.13.0", "wheel", "setuptools>=68,<81", str(context)], "pip wheel (the wheelhouse)")
         for own in wheel_dir.glob("agentgym-*.whl"):     # the image installs the sources, not a stale wheel
             own.unlink()
     sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=context, capture_output=True, text=True).stdout.strip()
-    subprocess.run(["docker", "build", "-f", str(context / "docker" / "Dockerfile"), "--build-arg", f"BASE={base}",
-                    "--build-arg", f"GIT_SHA={sha or 'unknown'}", "-t", tag, str(context)], check=True)
+    build = ["docker", "build", "--force-rm", "-f", str(context / "docker" / "Dockerfile"), "--build-arg", f"BASE={base}",
+             "--build-arg", f"GIT_SHA={sha or 'unknown'}"]
+    _run([*build, "--target", "build", "-t", f"{tag}-build", str(context)], "docker build (its build stage)")
+    _run([*build, "-t", tag, str(context)], "docker build")
+    subprocess.run(["docker", "image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}"], capture_output=True)
     return image_digest(tag) or tag
+
+
+def _run(cmd: list[str], what: str) -> None:
+    """Run a build step whose output the user sees; a failure becomes one clear error, not a traceback."""
+    try:
+        subprocess.run(cmd, check=True)
+    except subprocess.CalledProcessError as e:
+        raise LeaderboardError(
+            f"{what} failed (exit {e.returncode}); its output is above. If it says 'no space left on device', "
+            f"see what Docker holds with `docker system df` and free it with `docker image prune`.") from None
 
 
 def sandbox_flags(*, name: str, cpus: float, memory: str, pids: int) -> list[str]:

@@ -70,6 +70,24 @@ def test_core_suite_for_random_and_the_default_model_in_containers(image, tmp_pa
     assert set(board["submissions"]) == {"random", "default-model"}
 
 
+def test_a_build_leaves_only_tagged_images_behind(image):
+    """Each build tags its build stage and removes what earlier builds left untagged (several GB
+    each): stale builds once filled the disk of this project's CI machine."""
+    assert container.image_digest(f"{image}-build") is not None
+    listed = subprocess.run(["docker", "images", "--quiet", "--filter", "dangling=true",
+                             "--filter", f"label={container.IMAGE_LABEL}"], capture_output=True, text=True, check=True)
+    assert listed.stdout.split() == []
+
+
+def test_a_failed_build_is_one_clear_error(image, tmp_path):
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "Dockerfile").write_text("ARG BASE\nFROM ${BASE} AS build\nRUN exit 7\n")
+    with pytest.raises(LeaderboardError, match="docker build .*failed .*no space left on device"):
+        container.build_image(base="agentgym-base:bookworm", tag="agentgym-test:broken", context=tmp_path)
+    left = subprocess.run(["docker", "ps", "--all", "--no-trunc", "--format", "{{.Command}}"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "exit 7" not in left                      # nor is the failed step's container kept
+
 def test_the_host_refuses_a_container_result_for_another_model(tmp_path):
     suite = load_suite("core@1")
     submission = resolve_submission("random", name="random")
