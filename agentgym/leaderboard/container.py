@@ -73,7 +73,8 @@ def build_image(*, base: str = "python:3.11-slim", tag: str | None = None, wheel
              "--build-arg", f"GIT_SHA={sha or 'unknown'}"]
     _run([*build, "--target", "build", "-t", f"{tag}-build", str(context)], "docker build (its build stage)")
     _run([*build, "-t", tag, str(context)], "docker build")
-    subprocess.run(["docker", "image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}"], capture_output=True)
+    subprocess.run(["docker", "image", "prune", "--force", "--filter", f"label={IMAGE_LABEL}"],   # a failed clean-up
+                   capture_output=True, check=False)                                          # keeps the new image
     return image_digest(tag) or tag
 
 

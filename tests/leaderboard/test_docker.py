@@ -88,6 +88,7 @@ def test_a_failed_build_is_one_clear_error(image, tmp_path):
                           capture_output=True, text=True, check=True).stdout
     assert "exit 7" not in left                      # nor is the failed step's container kept
 
+
 def test_the_host_refuses_a_container_result_for_another_model(tmp_path):
     suite = load_suite("core@1")
     submission = resolve_submission("random", name="random")
