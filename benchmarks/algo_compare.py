@@ -68,7 +68,7 @@ def warm_start(env: str, seed: int, args, out_dir: Path) -> tuple[Path, dict]:
         path = out_dir / f"warm_start_{seed}" / "model"
         trainer.model.save_pretrained(path)
         trainer.tokenizer.save_pretrained(path)
-        result, _ = evaluate(trainer.policy, cfg, pool=trainer.pool)
+        result, _ = evaluate(trainer.policy, cfg, pool=trainer.eval_pool())
         return path, {**trainer.history[0], "eval_success_rate": result["success_rate"],
                       "eval_score": result["mean_return"]}
     finally:
@@ -111,7 +111,7 @@ def run_one(env: str, algo: str, seed: int, args, out_dir: Path, model_path: Pat
                           / max(len(turns), 1),
                           "mean_turns": m.get("rollout/mean_turns"),
                           **{k: m[k] for k in m if k.startswith(("spa/", "gigpo/", "archer/", "igpo/", "calm/")) and isinstance(m[k], (int, float))}})
-        result, trajs = evaluate(trainer.policy, cfg, pool=trainer.pool)
+        result, trajs = evaluate(trainer.policy, cfg, pool=trainer.eval_pool())
         turns = [t for tr in trajs for t in tr.turns]
         spa_rows = [r for r in trainer.history if "spa/explore_episodes" in r or "spa/estimator_train_trajectories" in r]
     finally:

@@ -455,13 +455,13 @@ class Trainer:
         t0 = time.perf_counter()
         self.model.eval()
         with torch.no_grad():
-            result, trajs = evaluate(self.policy, self.cfg, pool=self._pool_for_eval(), progress=self.progress)
+            result, trajs = evaluate(self.policy, self.cfg, pool=self.eval_pool(), progress=self.progress)
         save_jsonl(trajs[:SAMPLES_PER_ITER], self.run_dir / "trajectories" / f"eval_{iteration:06d}.jsonl")
         out = {f"eval/{k}": v for k, v in result.items()}
         out["charts/eval_time_s"] = time.perf_counter() - t0
         return out
 
-    def _pool_for_eval(self):
+    def eval_pool(self):
         """The training pool, or (with eval.env_kwargs, e.g. a held-out split) a second pool kept for the run."""
         if not self.cfg.eval.get("env_kwargs"):
             return self.pool

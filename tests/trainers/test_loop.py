@@ -153,3 +153,21 @@ def test_eval_env_kwargs_evaluate_on_another_env_setting(make_cfg):
                    for turn in json.loads(line)["turns"]]
     assert {len(turn["info"]["admissible_actions"]) for turn in eval_turns} == {2}
     assert {len(turn["info"]["admissible_actions"]) for turn in train_turns} == {4}
+
+
+def test_eval_pool_is_the_held_out_setting_for_scripts(make_cfg):
+    # benchmarks evaluate through trainer.eval_pool(): with eval.env_kwargs it must be a second pool
+    # on the eval setting, not the training pool (an ALFWorld comparison once scored training games)
+    from agentgym.evaluate import evaluate
+    from agentgym.trainers.loop import Trainer
+
+    for extra, n in (([], 4), (["eval.env_kwargs.n=2"], 2)):
+        cfg = make_cfg("grpo", "train.iterations=1", *extra)
+        t = Trainer(cfg)
+        try:
+            t.setup()
+            assert (t.eval_pool() is t.pool) == (not extra)
+            _, trajs = evaluate(t.policy, cfg, episodes=2, pool=t.eval_pool())
+            assert {len(turn.info["admissible_actions"]) for tr in trajs for turn in tr.turns} == {n}
+        finally:
+            t.cleanup()
