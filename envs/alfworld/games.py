@@ -28,9 +28,13 @@ MISSING = ("No ALFWorld data folder: {what}.\n"
 
 
 def parse_task_types(spec) -> list[str] | None:
-    """None/"all" -> None; ids (1-6) or names, as a list or a comma-separated string -> names."""
+    """None/"all" -> None; ids (1-6) or names, one, a list or a comma-separated string -> names.
+
+    A single id arrives as an int from the command line (``env.kwargs.task_types=1``)."""
     if spec is None or spec == "all":
         return None
+    if isinstance(spec, int):
+        spec = [spec]
     items = spec.split(",") if isinstance(spec, str) else list(spec)
     names = []
     for item in items:

@@ -89,6 +89,15 @@ def test_reset_reuses_the_pddl_translation():
     env.close()
 
 
+def test_parse_task_types_takes_an_int_a_string_or_a_list():
+    assert games.parse_task_types(1) == ["pick_and_place_simple"]
+    assert games.parse_task_types("1,look_at_obj_in_light") == ["pick_and_place_simple", "look_at_obj_in_light"]
+    assert games.parse_task_types([1, 2]) == [gen.TASK_TYPES[1], gen.TASK_TYPES[2]]
+    assert games.parse_task_types("all") is None
+    with pytest.raises(ValueError, match="unknown ALFWorld task type"):
+        games.parse_task_types(7)
+
+
 def test_parse_action():
     assert parse_action("Action: go to desk 1") == "go to desk 1"
     assert parse_action("  >  take  Mug 1 from  desk 1 ") == "take mug 1 from desk 1"
