@@ -22,16 +22,16 @@ from collections import Counter
 from common import write_result
 
 from agentgym.envs.webshop import pages
+from agentgym.envs.webshop.env import PRICE_CLAUSE
 from agentgym.envs.webshop.expert import expert_action
 from agentgym.registry import make
 
 NAV = {pages.BACK_TO_SEARCH, pages.PREV_PAGE, pages.NEXT_PAGE, pages.END_BUTTON, *pages.SUB_PAGES}
-PRICE = re.compile(r",? and price lower than [\d.]+ dollars$")
 
 
 def goal_values(instruction: str) -> set[str]:
     """The option values an instruction asks for ("... with color: beige, and size: small, and price ...")."""
-    return {v.strip() for v in re.findall(r":\s*([^,]+)", PRICE.sub("", instruction.lower()))}
+    return {v.strip() for v in re.findall(r":\s*([^,]+)", PRICE_CLAUSE.sub("", instruction.lower()))}
 
 
 def scripted_score(item: str, options: str, episodes: int, seed: int = 0) -> float:
